@@ -1,0 +1,139 @@
+"""The ``interpscore`` command: score components, list formulas, re-render reports.
+
+    interpscore score FILE.json [--formula VERSION|FILE] [--json]
+    interpscore formula [--formula FILE]
+    interpscore report reports/interpscore.json [--out FILE.md]
+
+Errors print one line naming the problem and the fix, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from interpscore.errors import InterpScoreError
+from interpscore.formula import BUILTIN, COMPONENTS, Formula, get_formula, score
+from interpscore.report import render_markdown, write_atomic
+
+
+def _read_json(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise InterpScoreError(f"Cannot read {path}: {exc.strerror}.", "check the path.") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InterpScoreError(
+            f"{path} is not JSON ({exc.msg}, line {exc.lineno}).", "fix the file."
+        ) from exc
+
+
+def _components_of(item: Any, where: str) -> tuple[str | None, dict[str, float]]:
+    """Accept ``{component: value}``, ``{"components": {...}}`` or a report SAE entry."""
+    if not isinstance(item, dict):
+        raise InterpScoreError(f"{where} is not a JSON object.", "give {component: value, ...}.")
+    name = item.get("id") or item.get("name") or item.get("sae_repo")
+    components = item.get("components", item)
+    if not isinstance(components, dict):
+        raise InterpScoreError(
+            f"{where}: 'components' is not an object.", "give {component: value}."
+        )
+    values: dict[str, float] = {}
+    for key, value in components.items():
+        if key in ("id", "name", "sae_repo"):
+            continue
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InterpScoreError(
+                f"{where}: component {key} is {value!r}, not a number.", "fix the value."
+            )
+        values[key] = float(value)
+    return (str(name) if name is not None else None), values
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    formula = get_formula(args.formula)
+    data = _read_json(args.file)
+    if isinstance(data, dict) and isinstance(data.get("saes"), list):
+        data = data["saes"]
+    items = data if isinstance(data, list) else [data]
+    results = []
+    for index, item in enumerate(items):
+        name, components = _components_of(item, f"{args.file}[{index}]")
+        unknown = sorted(set(components) - set(COMPONENTS) - set(formula.weights))
+        result = score(components, formula)
+        results.append({"name": name or f"#{index + 1}", **result.to_dict(), "ignored": unknown})
+    if args.json:
+        print(json.dumps(results if isinstance(data, list) else results[0], indent=2))
+        return 0
+    for r in results:
+        flag = f"  (partial: missing {', '.join(r['missing'])})" if r["partial"] else ""
+        print(f"{r['name']}: {r['interp_score']:.3f}{flag}")
+    return 0
+
+
+def _print_formula(formula: Formula) -> None:
+    print(f"v{formula.version}  ({formula.source})  {formula.description}".rstrip())
+    print(f"  InterpScore = {formula.expression()}")
+    print(f"  l0_score target L0 = {formula.l0_target:g}")
+
+
+def cmd_formula(args: argparse.Namespace) -> int:
+    formulas = [get_formula(args.formula)] if args.formula else list(BUILTIN.values())
+    for formula in formulas:
+        _print_formula(formula)
+    if not args.formula:
+        print("components a formula may use: " + ", ".join(COMPONENTS))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    report = _read_json(args.file)
+    if not isinstance(report, dict) or "saes" not in report or "formula" not in report:
+        raise InterpScoreError(
+            f"{args.file} is not an interpscore report (no 'saes' / 'formula').",
+            "pass the interpscore.json written by `pytest benchmarks`.",
+        )
+    out = Path(args.out) if args.out else Path(args.file).with_suffix(".md")
+    write_atomic(out, render_markdown(report))
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interpscore", description="InterpScore tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("score", help="InterpScore of a JSON object of components (or a list).")
+    p.add_argument(
+        "file", help="JSON file ('-' for stdin): {component: value}, a list, or a report"
+    )
+    p.add_argument("--formula", default=None, help="formula version or .toml/.json file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_score)
+    p = sub.add_parser("formula", help="List formula versions and their weights.")
+    p.add_argument("--formula", default=None, help="show (and validate) one version or file")
+    p.set_defaults(func=cmd_formula)
+    p = sub.add_parser("report", help="Re-render the Markdown of an interpscore.json.")
+    p.add_argument("file")
+    p.add_argument("--out", default=None, help="Markdown path (default: beside the JSON)")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InterpScoreError as exc:
+        print(f"interpscore: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,254 @@
+"""The per-session evaluator: loads each SAE and model once and runs shared passes lazily.
+
+The pytest plugin holds one :class:`Evaluator` per session (per xdist worker). The first
+request for any core metric of an SAE runs the shared pass for *every* SAE of the
+session that sits on the same (model, hook), plus their random-init controls, so one
+language-model pass serves them all. Results and errors are cached per SAE: an SAE that
+failed to load or evaluate raises its own error in its own tests and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from interpscore.controls import random_init_like
+from interpscore.data import BUNDLED, TokenWindow, iter_texts, pack_tokens
+from interpscore.errors import InterpScoreError, SpecError
+from interpscore.formula import Formula, get_formula
+from interpscore.hooked import HookedLM
+from interpscore.loading import LoadedSAE, SAESpec, load_sae
+from interpscore.metrics.core import CoreMetric, core_metrics, evaluate
+from interpscore.metrics.stats import bootstrap_replicates
+from interpscore.models import ModelRef, load_model
+from interpscore.passes import PassInfo, run_core_pass
+from interpscore.values import MetricValue
+
+log = logging.getLogger("interpscore.evaluator")
+
+RANDOM_INIT = "random-init"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that fixes what a run measures (recorded in the report's run block)."""
+
+    dataset: str = BUNDLED
+    tokens: int = 8192
+    context_len: int = 128
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "cpu"
+    model_override: str | None = None
+    trust_remote_code: bool = False
+    formula: Formula = field(default_factory=lambda: get_formula(None))
+    controls: bool = True
+    bootstrap: int = 1000
+    downstream: bool = True
+    show_progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("formula", "show_progress")}
+        out["formula"] = self.formula.version
+        return out
+
+
+@dataclass
+class CoreResult:
+    """Per-sequence statistics of one SAE on its hook group's window."""
+
+    arrays: dict[str, np.ndarray]
+    info: PassInfo
+
+
+class Evaluator:
+    """Loads SAEs and models once per session and serves core metric values."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        specs: list[SAESpec],
+        progress: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.specs = {s.id: s for s in specs}
+        self._progress = progress
+        self._loaded: dict[str, LoadedSAE | BaseException] = {}
+        self._models: dict[str, HookedLM] = {}
+        self._windows: dict[tuple[Any, ...], TokenWindow] = {}
+        self._core: dict[str, CoreResult | BaseException] = {}
+        self._controls: dict[str, torch.nn.Module] = {}
+        self.passes: list[PassInfo] = []
+        self._reported_passes = 0
+        self.metrics: dict[str, CoreMetric] = core_metrics(settings.formula.l0_target)
+
+    # Loading -------------------------------------------------------------------------
+
+    def sae(self, sae_id: str) -> LoadedSAE:
+        """The loaded SAE, or its load error raised again."""
+        if sae_id not in self._loaded:
+            try:
+                loaded = load_sae(self.specs[sae_id], device=self.settings.device)
+                if self.settings.model_override:
+                    loaded.model = loaded.model.with_base(self.settings.model_override)
+                if not loaded.model.base:
+                    raise SpecError(
+                        f"The config of SAE {sae_id} names no model.",
+                        "pass --model (an alias, a local directory, a .gguf file or a hub id).",
+                    )
+                self._loaded[sae_id] = loaded
+            except InterpScoreError as exc:
+                self._loaded[sae_id] = exc
+        value = self._loaded[sae_id]
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def model(self, ref: ModelRef) -> HookedLM:
+        """A model (or control variant) loaded once per session."""
+        key = str(ref)
+        if key not in self._models:
+            self._models[key] = load_model(
+                ref, device=self.settings.device, trust_remote_code=self.settings.trust_remote_code
+            )
+        return self._models[key]
+
+    def window(self, lm: HookedLM, base: str) -> TokenWindow:
+        """The token window for a tokenizer (models sharing a base share their window)."""
+        s = self.settings
+        key = (base, s.dataset, s.tokens, s.context_len)
+        if key not in self._windows:
+            self._windows[key] = pack_tokens(
+                lm.tokenizer, iter_texts(s.dataset), s.tokens, s.context_len, s.dataset
+            )
+        return self._windows[key]
+
+    def control_id(self, sae_id: str) -> str:
+        return f"{sae_id}#{RANDOM_INIT}"
+
+    def wants_random_control(self, loaded: LoadedSAE) -> bool:
+        return self.settings.controls and loaded.control_of is None
+
+    def random_control(self, sae_id: str) -> torch.nn.Module:
+        """The random-init control of an SAE: same class and shape, seeded."""
+        if sae_id not in self._controls:
+            self._controls[sae_id] = random_init_like(
+                self.sae(sae_id).sae, self.settings.seed
+            ).eval()
+        return self._controls[sae_id]
+
+    # Core pass -----------------------------------------------------------------------
+
+    def _group_members(self, loaded: LoadedSAE) -> list[LoadedSAE]:
+        members = []
+        for other_id in self.specs:
+            try:
+                other = self.sae(other_id)
+            except InterpScoreError:
+                continue
+            if str(other.model) == str(loaded.model) and other.hook_name == loaded.hook_name:
+                members.append(other)
+        return members
+
+    def core(self, sae_id: str) -> CoreResult:
+        """Core statistics of an SAE (or of ``ID#random-init``), running its group's pass once."""
+        if sae_id not in self._core:
+            owner = sae_id.split("#", 1)[0]
+            self._run_group(self.sae(owner))
+        value = self._core[sae_id]
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def _run_group(self, loaded: LoadedSAE) -> None:
+        members = self._group_members(loaded)
+        try:
+            lm = self.model(loaded.model)
+            site = lm.site(loaded.hook_name)
+            window = self.window(lm, loaded.model.base)
+        except InterpScoreError as exc:
+            for member in members:
+                self._core[member.id] = exc
+                self._core[self.control_id(member.id)] = exc
+            return
+        saes: dict[str, torch.nn.Module] = {}
+        for member in members:
+            if member.d_in != lm.d_model:
+                error = SpecError(
+                    f"SAE {member.id} has d_in={member.d_in}, but {site.name} of {lm.name} has "
+                    f"width {lm.d_model}.",
+                    "pass the --model the SAE was trained on, or fix d_in in its config.",
+                )
+                self._core[member.id] = error
+                self._core[self.control_id(member.id)] = error
+                continue
+            saes[member.id] = member.sae
+            if self.wants_random_control(member):
+                saes[self.control_id(member.id)] = self.random_control(member.id)
+        result = run_core_pass(
+            lm,
+            site,
+            window,
+            saes,
+            batch_size=self.settings.batch_size,
+            downstream=self.settings.downstream,
+            progress=self._progress() if self._progress else None,
+            show_progress=self.settings.show_progress,
+        )
+        self.passes.append(result.info)
+        for sid in saes:
+            if sid in result.errors:
+                self._core[sid] = result.errors[sid]
+            else:
+                self._core[sid] = CoreResult({**result.group, **result.per_sae[sid]}, result.info)
+
+    # Values --------------------------------------------------------------------------
+
+    def core_value(self, sae_id: str, name: str) -> MetricValue:
+        """A core metric's value and its bootstrap replicates (over sequences)."""
+        metric = self.metrics[name]
+        arrays = self.core(sae_id).arrays
+        replicates = (
+            bootstrap_replicates(metric.fn, arrays, self.settings.bootstrap, self.settings.seed)
+            if self.settings.bootstrap > 0
+            else None
+        )
+        return MetricValue(evaluate(metric, arrays), replicates, unit="sequence")
+
+    def drain_passes(self) -> list[PassInfo]:
+        """Passes run since the last call (each is reported once)."""
+        new, self._reported_passes = self.passes[self._reported_passes :], len(self.passes)
+        return new
+
+    def window_info(self, sae_id: str) -> dict[str, Any] | None:
+        """The token window behind an SAE's core metrics, once its pass has run."""
+        result = self._core.get(sae_id)
+        if not isinstance(result, CoreResult):
+            return None
+        info = result.info
+        return {
+            "dataset": info.dataset,
+            "n_sequences": info.n_sequences,
+            "context_len": info.context_len,
+            "n_positions": info.n_positions,
+            "n_tokens": info.n_tokens,
+        }
+
+    def controls_of(self, sae_id: str) -> list[str]:
+        """Controls to compare an SAE with: its random-init control and model-level controls."""
+        loaded = self.sae(sae_id)
+        out = [self.control_id(sae_id)] if self.wants_random_control(loaded) else []
+        for other_id in self.specs:
+            try:
+                other = self.sae(other_id)
+            except InterpScoreError:
+                continue
+            if other.control_of == sae_id:
+                out.append(other_id)
+        return out

@@ -1,0 +1,264 @@
+"""InterpScore: versioned composite formulas kept as data, never as code.
+
+A formula is a set of non-negative weights over named components that sum to 1,
+plus the L0 target of ``l0_score``. Version 0.0.1 is the seed leaderboard's:
+
+    0.30·loss_recovered + 0.15·alive + 0.15·l0_score + 0.25·sparse_probing + 0.15·tpp
+
+Users add versions from TOML or JSON files of weights; the file is parsed, validated
+against the known component names and never evaluated. A score over an incomplete set
+of components is marked partial and lists what is missing: the missing terms count as
+zero (so the value is a lower bound), and the weights are never renormalised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interpscore.errors import FormulaError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+#: Metrics that may be formula components: each is bounded in [0, 1] and higher is better.
+COMPONENTS: dict[str, str] = {
+    "loss_recovered": "CE loss recovered by splicing in the SAE, clipped to [0, 1]",
+    "alive": "1 - fraction of latents that never fire on the evaluation window",
+    "l0_score": "exp(-|ln(L0/target)|) = min(L0/target, target/L0); peaks at the target L0",
+    "sparse_probing": "mean test AUROC of a dense logistic probe on mean-pooled latents",
+    "tpp": "AUROC drop from zeroing the probe's top-|coef| latents over clean AUROC, clipped",
+    "tpp_chance_anchored": "AUROC drop over (clean AUROC - 0.5), clipped to [0, 1]",
+    "sparse_probing_k1": "SAEBench k-sparse probing test accuracy, k = 1",
+    "sparse_probing_k2": "SAEBench k-sparse probing test accuracy, k = 2",
+    "sparse_probing_k5": "SAEBench k-sparse probing test accuracy, k = 5",
+    "sparse_probing_k10": "SAEBench k-sparse probing test accuracy, k = 10",
+    "sparse_probing_k20": "SAEBench k-sparse probing test accuracy, k = 20",
+    "sparse_probing_k50": "SAEBench k-sparse probing test accuracy, k = 50",
+}
+
+WEIGHT_SUM_TOLERANCE = 1e-6
+DEFAULT_L0_TARGET = 80.0
+
+
+def l0_score(l0: float, target: float = DEFAULT_L0_TARGET) -> float:
+    """``exp(-|ln(L0/target)|)``, i.e. ``min(L0/target, target/L0)``; 0 when L0 <= 0.
+
+    Peaks at 1 when L0 equals the target and is symmetric in log L0. NaN stays NaN.
+    """
+    if math.isnan(l0):
+        return math.nan
+    if l0 <= 0:
+        return 0.0
+    if math.isinf(l0):
+        return 0.0
+    return min(l0 / target, target / l0)
+
+
+def _validate_weights(version: str, weights: dict[str, Any]) -> None:
+    if not weights:
+        raise FormulaError(f"Formula {version!r} has no weights.", "give at least one component.")
+    unknown = sorted(set(weights) - set(COMPONENTS))
+    if unknown:
+        raise FormulaError(
+            f"Formula {version!r} names unknown component(s) {', '.join(unknown)}.",
+            f"use only: {', '.join(COMPONENTS)}.",
+        )
+    for name, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise FormulaError(
+                f"Formula {version!r}: weight of {name} is {weight!r}, not a number.",
+                "write each weight as a plain number.",
+            )
+        if not math.isfinite(weight) or weight < 0:
+            raise FormulaError(
+                f"Formula {version!r}: weight of {name} is {weight!r}.",
+                "weights must be finite and non-negative.",
+            )
+    total = math.fsum(float(w) for w in weights.values())
+    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+        raise FormulaError(
+            f"Formula {version!r}: weights sum to {total:.6g}, not 1.",
+            "rescale the weights so they sum to 1.",
+        )
+
+
+@dataclass(frozen=True)
+class Formula:
+    """One InterpScore version: weights over components and the L0 target."""
+
+    version: str
+    weights: Mapping[str, float]
+    l0_target: float = DEFAULT_L0_TARGET
+    description: str = ""
+    source: str = "builtin"
+
+    def __post_init__(self) -> None:
+        _validate_weights(self.version, dict(self.weights))
+        if not (math.isfinite(self.l0_target) and self.l0_target > 0):
+            raise FormulaError(
+                f"Formula {self.version!r} has l0_target={self.l0_target!r}.",
+                "set l0_target to a positive number (the seed uses 80).",
+            )
+
+    @property
+    def components(self) -> list[str]:
+        """Component names in the order the weights were given."""
+        return list(self.weights)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description of the formula (what the report embeds)."""
+        return {
+            "version": self.version,
+            "weights": dict(self.weights),
+            "l0_target": self.l0_target,
+            "description": self.description,
+            "source": self.source,
+            "expression": self.expression(),
+        }
+
+    def expression(self) -> str:
+        """The formula as text, e.g. ``0.30·loss_recovered + 0.15·alive + …``."""
+        return " + ".join(f"{w:.2f}·{name}" for name, w in self.weights.items())
+
+
+@dataclass(frozen=True)
+class Score:
+    """An InterpScore with every term shown and what, if anything, was missing."""
+
+    value: float
+    formula_version: str
+    contributions: dict[str, float]
+    components: dict[str, float]
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """True when some component was absent or not finite (the value is a lower bound)."""
+        return bool(self.missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "interp_score": self.value,
+            "formula_version": self.formula_version,
+            "partial": self.partial,
+            "missing": list(self.missing),
+            "contributions": dict(self.contributions),
+        }
+
+
+def score(components: Mapping[str, float | None], formula: Formula) -> Score:
+    """Weighted sum of the formula's components.
+
+    Components that are absent, None or not finite are listed in ``missing`` and add
+    nothing; the weights of the others are left as they are.
+    """
+    present: dict[str, float] = {}
+    contributions: dict[str, float] = {}
+    missing: list[str] = []
+    for name, weight in formula.weights.items():
+        value = components.get(name)
+        if value is None or not math.isfinite(float(value)):
+            missing.append(name)
+            continue
+        present[name] = float(value)
+        contributions[name] = weight * float(value)
+    return Score(
+        value=math.fsum(contributions.values()),
+        formula_version=formula.version,
+        contributions=contributions,
+        components=present,
+        missing=missing,
+    )
+
+
+V0_0_1 = Formula(
+    version="0.0.1",
+    weights={
+        "loss_recovered": 0.30,
+        "alive": 0.15,
+        "l0_score": 0.15,
+        "sparse_probing": 0.25,
+        "tpp": 0.15,
+    },
+    description="Seed formula of the public InterpScore leaderboard (LIVE v0.0.1).",
+)
+
+BUILTIN: dict[str, Formula] = {V0_0_1.version: V0_0_1}
+DEFAULT_VERSION = V0_0_1.version
+
+
+def load_formula_file(path: str | Path) -> Formula:
+    """Read a formula from a TOML or JSON file (parsed as data, never executed).
+
+    The file holds ``version`` (str), ``weights`` (table of component -> number) and
+    optionally ``l0_target`` and ``description``.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FormulaError(
+            f"Cannot read formula file {path}: {exc.strerror}.", "check the path."
+        ) from exc
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FormulaError(
+            f"Formula file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}.",
+            "fix the syntax (see README: 'Adding a formula version').",
+        ) from exc
+    if not isinstance(data, dict):
+        raise FormulaError(f"Formula file {path} is not a table.", "see README for the format.")
+    extra = sorted(set(data) - {"version", "weights", "l0_target", "description"})
+    if extra:
+        raise FormulaError(
+            f"Formula file {path} has unknown key(s) {', '.join(extra)}.",
+            "use only version, weights, l0_target, description.",
+        )
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise FormulaError(f"Formula file {path} has no version string.", 'add version = "…".')
+    if version in BUILTIN:
+        raise FormulaError(
+            f"Formula file {path} reuses the built-in version {version!r}.",
+            "give your formula a new version name.",
+        )
+    weights = data.get("weights")
+    if not isinstance(weights, dict):
+        raise FormulaError(f"Formula file {path} has no [weights] table.", "add one.")
+    l0_target = data.get("l0_target", DEFAULT_L0_TARGET)
+    if isinstance(l0_target, bool) or not isinstance(l0_target, (int, float)):
+        raise FormulaError(f"Formula file {path}: l0_target is not a number.", "fix it.")
+    return Formula(
+        version=version,
+        weights={str(k): v for k, v in weights.items()},
+        l0_target=float(l0_target),
+        description=str(data.get("description", "")),
+        source=str(path),
+    )
+
+
+def get_formula(version_or_path: str | None) -> Formula:
+    """A built-in version by name, or a formula file by path; None gives the default."""
+    if version_or_path is None:
+        return BUILTIN[DEFAULT_VERSION]
+    if version_or_path in BUILTIN:
+        return BUILTIN[version_or_path]
+    candidate = Path(version_or_path)
+    if candidate.suffix.lower() in {".toml", ".json"} or candidate.exists():
+        return load_formula_file(candidate)
+    raise FormulaError(
+        f"Unknown formula version {version_or_path!r}.",
+        f"use one of {', '.join(BUILTIN)} or a path to a .toml/.json formula file.",
+    )

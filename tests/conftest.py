@@ -1,0 +1,74 @@
+"""Session fixtures for the harness's own tests: tiny models, a tiny corpus, tiny SAEs.
+
+Everything is built in code and offline: a BPE tokenizer trained on bundled text, 2-layer
+Llama and GPT-2 models (d_model 64, random weights), and SAEs with known answers or
+trained with sae-lens' SAETrainer on the tiny Llama's activations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import subjects
+
+from interpscore.training import TrainRecipe, save_inference, shuffled_batches, train_sae
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tiny_root: Path) -> Path:
+    """A JSONL corpus of 200 real documents (from the bundled evaluation slice)."""
+    return subjects.write_corpus(tiny_root / "corpus.jsonl")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return subjects.build_tokenizer(subjects.corpus_docs(300))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_root: Path, tiny_tokenizer) -> Path:
+    """A 2-layer Llama (d_model 64) saved with save_pretrained."""
+    return subjects.build_model("llama", tiny_tokenizer, tiny_root / "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tiny_root: Path, tiny_tokenizer) -> Path:
+    """A 2-layer GPT-2 (d_model 64) saved with save_pretrained."""
+    return subjects.build_model("gpt2", tiny_tokenizer, tiny_root / "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_acts(tiny_llama: Path, tiny_corpus: Path):
+    """Activations of the tiny Llama at blocks.1.hook_resid_post on the tiny corpus."""
+    return subjects.activations(tiny_llama, tiny_corpus, n_positions=16384)
+
+
+@pytest.fixture(scope="session")
+def tiny_saes(tiny_root: Path, tiny_llama: Path, tiny_acts) -> dict[str, Path]:
+    """sae-lens directories on the tiny Llama: trained TopK, identity, zero."""
+    recipe = TrainRecipe(
+        "topk",
+        subjects.D_MODEL,
+        256,
+        sparsity={"k": 8},
+        total_tokens=60_000,
+        batch_size=256,
+        lr=3e-3,
+    )
+    trained, _ = train_sae(recipe, shuffled_batches(tiny_acts, 256, seed=0))
+    root = tiny_root / "saes"
+    model = str(tiny_llama)
+    out = {
+        "topk": save_inference(
+            trained, root / "topk", extra={"model_name": model, "hook_name": subjects.HOOK}
+        ),
+        "identity": subjects.save_sae(subjects.identity_sae(), root / "identity", model),
+        "zero": subjects.save_sae(subjects.zero_sae(), root / "zero", model),
+    }
+    return out

@@ -1,0 +1,81 @@
+"""Hook points on plain transformers models: capture, run-to-hook and run-from-hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interpscore.errors import SpecError
+from interpscore.models import load_model
+
+HOOKS = [
+    "blocks.0.hook_resid_pre",
+    "blocks.0.hook_resid_post",
+    "blocks.1.hook_resid_pre",
+    "blocks.1.hook_resid_post",
+    "blocks.0.hook_mlp_out",
+    "blocks.1.hook_attn_out",
+]
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def lm(request, tiny_llama, tiny_gpt2):
+    return load_model(str(tiny_llama if request.param == "llama" else tiny_gpt2))
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_running_from_the_hook_with_clean_activations_reproduces_the_logits(lm, hook):
+    ids = torch.randint(4, 500, (2, 24), generator=torch.Generator().manual_seed(0))
+    site = lm.site(hook)
+    acts, logits = lm.clean_pass(ids, site)
+    assert torch.equal(lm.activations(ids, site), acts)
+    torch.testing.assert_close(lm.logits_from(ids, site, acts), logits, rtol=0, atol=1e-5)
+
+
+def test_resid_post_matches_hidden_states(lm):
+    ids = torch.randint(4, 500, (1, 12), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        hidden = lm.model(input_ids=ids, output_hidden_states=True).hidden_states
+    # hidden_states[i] is the input of layer i (the last one is after the final norm).
+    torch.testing.assert_close(lm.activations(ids, lm.site("blocks.0.hook_resid_post")), hidden[1])
+    torch.testing.assert_close(lm.activations(ids, lm.site("blocks.1.hook_resid_pre")), hidden[1])
+
+
+def test_tail_run_skips_the_layers_before_the_hook(lm):
+    calls = []
+    handle = lm.layers[0].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        ids = torch.randint(4, 500, (1, 8))
+        site = lm.site("blocks.0.hook_resid_post")
+        acts = lm.activations(ids, site)
+        calls.clear()
+        lm.logits_from(ids, site, acts)
+    finally:
+        handle.remove()
+    assert calls == []
+    assert len(lm.layers) == 2  # the layer list is restored
+
+
+def test_replaced_activations_change_the_output(lm):
+    ids = torch.randint(4, 500, (1, 8))
+    site = lm.site("blocks.0.hook_resid_post")
+    acts, logits = lm.clean_pass(ids, site)
+    assert not torch.allclose(lm.logits_from(ids, site, torch.zeros_like(acts)), logits)
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        ("blocks.5.hook_resid_post", "has 2 layers. Fix: use a layer from 0 to 1"),
+        ("blocks.1.hook_resid_mid", "Unknown hook"),
+        ("model.embed_tokens", "Unknown hook"),
+    ],
+)
+def test_bad_hooks_name_the_valid_range(lm, hook, message):
+    with pytest.raises(SpecError, match=message):
+        lm.site(hook)
+
+
+def test_module_path_hooks_are_accepted(tiny_llama):
+    lm = load_model(str(tiny_llama))
+    assert lm.site("model.layers.1").name == "blocks.1.hook_resid_post"
