@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from interpscore.absorption_suite import AbsorptionSettings, AbsorptionSuite
 from interpscore.controls import random_init_like
 from interpscore.data import BUNDLED, TokenWindow, iter_texts, pack_tokens
 from interpscore.errors import InterpScoreError, SpecError
 from interpscore.formula import Formula, get_formula
-from interpscore.hooked import HookedLM
+from interpscore.hooked import HookedLM, HookSite
 from interpscore.loading import LoadedSAE, SAESpec, load_sae
 from interpscore.metrics.core import CoreMetric, core_metrics, evaluate
 from interpscore.metrics.stats import bootstrap_replicates
 from interpscore.models import ModelRef, load_model
 from interpscore.passes import PassInfo, run_core_pass
+from interpscore.probing_suite import ProbingSettings, ProbingSuite
 from interpscore.values import MetricValue
 
 log = logging.getLogger("interpscore.evaluator")
@@ -52,10 +54,19 @@ class RunSettings:
     bootstrap: int = 1000
     downstream: bool = True
     show_progress: bool = True
+    probing: ProbingSettings = field(default_factory=ProbingSettings)
+    absorption: AbsorptionSettings = field(default_factory=AbsorptionSettings)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("formula", "show_progress")}
+        skip = ("formula", "show_progress", "probing", "absorption")
+        out = {k: v for k, v in self.__dict__.items() if k not in skip}
         out["formula"] = self.formula.version
+        out["probing"] = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.probing.__dict__.items()
+            if k not in ("show_progress", "batch_size")
+        }
+        out["absorption"] = dict(self.absorption.__dict__)
         return out
 
 
@@ -84,6 +95,9 @@ class Evaluator:
         self._windows: dict[tuple[Any, ...], TokenWindow] = {}
         self._core: dict[str, CoreResult | BaseException] = {}
         self._controls: dict[str, torch.nn.Module] = {}
+        self._suites: dict[str, ProbingSuite] = {}
+        self._absorption: dict[str, AbsorptionSuite] = {}
+        self._probing: dict[tuple[str, str], MetricValue] = {}
         self.passes: list[PassInfo] = []
         self._reported_passes = 0
         self.metrics: dict[str, CoreMetric] = core_metrics(settings.formula.l0_target)
@@ -220,6 +234,56 @@ class Evaluator:
             else None
         )
         return MetricValue(evaluate(metric, arrays), replicates, unit="sequence")
+
+    # Probing ------------------------------------------------------------------------
+
+    def module(self, sae_id: str) -> torch.nn.Module:
+        """The SAE module of an id, or of its random-init control (``ID#random-init``)."""
+        owner, _, control = sae_id.partition("#")
+        return self.random_control(owner) if control else self.sae(owner).sae
+
+    def _subject(self, sae_id: str) -> tuple[str, HookedLM, HookSite]:
+        """The (model, hook) an SAE reads, checked against the SAE's width."""
+        loaded = self.sae(sae_id.split("#", 1)[0])
+        lm = self.model(loaded.model)
+        site = lm.site(loaded.hook_name)
+        if loaded.d_in != lm.d_model:
+            raise SpecError(
+                f"SAE {loaded.id} has d_in={loaded.d_in}, but {site.name} of {lm.name} has "
+                f"width {lm.d_model}.",
+                "pass the --model the SAE was trained on, or fix d_in in its config.",
+            )
+        return f"{loaded.model}|{loaded.hook_name}", lm, site
+
+    def probing_suite(self, sae_id: str) -> ProbingSuite:
+        """The probing task data of the SAE's (model, hook), built once."""
+        key, lm, site = self._subject(sae_id)
+        if key not in self._suites:
+            self._suites[key] = ProbingSuite(lm, site, self.settings.probing)
+        return self._suites[key]
+
+    def absorption_value(self, sae_id: str, metric: str) -> MetricValue:
+        """First-letter absorption metrics (the three are computed together)."""
+        if (sae_id, metric) not in self._probing:
+            key, lm, site = self._subject(sae_id)
+            if key not in self._absorption:
+                self._absorption[key] = AbsorptionSuite(lm, site, self.settings.absorption)
+            context = self._progress() if self._progress else nullcontext()
+            with context:
+                values = self._absorption[key].values(self.module(sae_id))
+            for name, value in values.items():
+                self._probing[(sae_id, name)] = value
+        return self._probing[(sae_id, metric)]
+
+    def probing_value(self, sae_id: str, metric: str) -> MetricValue:
+        """A probing or TPP metric (metrics computed together are cached together)."""
+        if (sae_id, metric) not in self._probing:
+            suite = self.probing_suite(sae_id)
+            context = self._progress() if self._progress else nullcontext()
+            with context:
+                for name, value in suite.values(sae_id, self.module(sae_id), metric).items():
+                    self._probing[(sae_id, name)] = value
+        return self._probing[(sae_id, metric)]
 
     def drain_passes(self) -> list[PassInfo]:
         """Passes run since the last call (each is reported once)."""

@@ -217,6 +217,35 @@ class HookedLM:
         return store["acts"]
 
     @torch.inference_mode()
+    def activations_after_prefix(
+        self, prefix: list[int], last_tokens: torch.Tensor, site: HookSite
+    ) -> torch.Tensor:
+        """Hook activations at one token appended to a shared prefix, for a batch of tokens.
+
+        The prefix runs once into a key/value cache that every row then reuses, so a batch
+        of B single-token continuations costs B tokens, not B prefixes. Returns (B, d).
+        """
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        store: dict[str, torch.Tensor] = {}
+        device = self.device
+        with self._capture(site, store, stop=True), suppress(_StopForward):
+            self.n_forward_calls += 1
+            self.model(
+                input_ids=torch.tensor([prefix], device=device),
+                past_key_values=cache,
+                use_cache=True,
+            )
+        cache.batch_repeat_interleave(len(last_tokens))
+        with self._capture(site, store, stop=True), suppress(_StopForward):
+            self.n_forward_calls += 1
+            self.model(
+                input_ids=last_tokens.to(device)[:, None], past_key_values=cache, use_cache=True
+            )
+        return store["acts"][:, -1]
+
+    @torch.inference_mode()
     def clean_pass(
         self, input_ids: torch.Tensor, site: HookSite
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,12 +24,15 @@ from typing import Any
 
 import pytest
 
+from interpscore.absorption_suite import AbsorptionSettings
 from interpscore.collect import RECORD_KEY, ResultCollector
 from interpscore.errors import InterpScoreError
 from interpscore.evaluator import Evaluator, RunSettings
 from interpscore.formula import get_formula
 from interpscore.loading import SAESpec, parse_sae_spec, unique_ids
+from interpscore.probing_suite import ProbingSettings
 from interpscore.report import build_report, summary_lines, write_reports
+from interpscore.tasks import DEFAULT_TASKS
 from interpscore.values import MetricValue, compare
 from interpscore.zoo import DEFAULT_MODEL_CONTROLS, zoo_specs
 
@@ -43,6 +46,8 @@ DEFAULTS = {
     "batch_size": 8,
     "seed": 0,
     "bootstrap": 1000,
+    "probe_examples": 600,
+    "probe_max_tokens": 128,
 }
 
 
@@ -148,6 +153,60 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Bootstrap resamples for 95%% intervals; 0 turns intervals off (default 1000).",
     )
     group.addoption(
+        "--probing-tasks",
+        action="append",
+        default=[],
+        metavar="TASKS",
+        help="Probing tasks (repeatable, or comma-separated names): bundled "
+        "wordnet_topic, code_language, vader_sentiment (default: all three); the notebook's "
+        "toxicity, sentiment (need the hub); file:PATH; hf:ID[:CONFIG][@SPLIT]#text=COL,label=COL.",
+    )
+    group.addoption(
+        "--probe-examples",
+        type=int,
+        default=DEFAULTS["probe_examples"],
+        metavar="N",
+        help=f"Examples per probing task, balanced over classes, split 70/10/20 "
+        f"(default {DEFAULTS['probe_examples']}; the notebook uses 1500).",
+    )
+    group.addoption(
+        "--probe-max-tokens",
+        type=int,
+        default=DEFAULTS["probe_max_tokens"],
+        metavar="N",
+        help=f"Tokens read per probing text, BOS included (default {DEFAULTS['probe_max_tokens']}; "
+        "SAEBench uses 128, the notebook 256).",
+    )
+    group.addoption(
+        "--tpp-concept",
+        default="vader_sentiment",
+        metavar="TASK[:CLASS]",
+        help="Concept task of the notebook TPP (binary task, or CLASS of a multi-class task; "
+        "default vader_sentiment; the notebook uses toxicity).",
+    )
+    group.addoption(
+        "--tpp-n",
+        type=int,
+        default=20,
+        metavar="N",
+        help="Latents zeroed by the notebook TPP (default 20).",
+    )
+    group.addoption(
+        "--absorption-words",
+        type=int,
+        default=1500,
+        metavar="N",
+        help="Single-token words for first-letter absorption, spread over letters (default 1500).",
+    )
+    group.addoption(
+        "--absorption-min-letters",
+        type=int,
+        default=20,
+        metavar="N",
+        help="Letters whose probe F1 must exceed 0.6 for absorption to apply (default 20, "
+        "as SAEBench).",
+    )
+    group.addoption(
         "--trust-remote-code",
         action="store_true",
         default=False,
@@ -157,7 +216,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _settings(config: pytest.Config) -> RunSettings:
     opt = config.option
-    for name in ("tokens", "context_len", "batch_size"):
+    for name in (
+        "tokens",
+        "context_len",
+        "batch_size",
+        "probe_examples",
+        "probe_max_tokens",
+        "tpp_n",
+        "absorption_words",
+    ):
         if getattr(opt, name) <= 0:
             raise pytest.UsageError(
                 f"--{name.replace('_', '-')} must be a positive integer, got {getattr(opt, name)}."
@@ -186,6 +253,22 @@ def _settings(config: pytest.Config) -> RunSettings:
         controls=not opt.no_controls,
         bootstrap=opt.bootstrap,
         show_progress=not _is_worker(config),
+        probing=ProbingSettings(
+            tasks=tuple(opt.probing_tasks or [DEFAULT_TASKS]),
+            examples=opt.probe_examples,
+            max_tokens=opt.probe_max_tokens,
+            tpp_concept=opt.tpp_concept,
+            tpp_n=opt.tpp_n,
+            seed=opt.seed,
+            bootstrap=opt.bootstrap,
+            show_progress=not _is_worker(config),
+        ),
+        absorption=AbsorptionSettings(
+            n_words=opt.absorption_words,
+            min_letters=opt.absorption_min_letters,
+            seed=opt.seed,
+            bootstrap=opt.bootstrap,
+        ),
     )
 
 

@@ -292,10 +292,8 @@ def _breakdown(sae: dict[str, Any], formula: dict[str, Any]) -> list[str]:
                 else:
                     mark = " ✓" if comp.get("distinguishes") else ""
                     cells.append(
-
-                            f"{_fmt(comp.get('value'))} (Δ {_fmt(comp.get('difference'))} "
-                            f"{_ci(comp.get('difference_ci95'))}){mark}"
-
+                        f"{_fmt(comp.get('value'))} (Δ {_fmt(comp.get('difference'))} "
+                        f"{_ci(comp.get('difference_ci95'))}){mark}"
                     )
             lines.append(
                 f"| {name} | {_fmt(m.get('value'))} | {_ci(m.get('ci95'))} | {status} |"

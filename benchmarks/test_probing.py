@@ -1,0 +1,16 @@
+"""Probing metrics: the InterpScore notebook's sparse_probing and SAEBench's k-sparse probing.
+
+Task texts are run to the hook once per (model, hook, task); each SAE then needs one
+encode of those tokens and its probe fits.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from interpscore.probing_suite import PROBING_METRICS
+
+
+@pytest.mark.parametrize("metric", PROBING_METRICS)
+def test_probing(metric, measure, evaluator):
+    measure(metric, lambda sid: evaluator.probing_value(sid, metric))

@@ -1,0 +1,128 @@
+"""Token activations of probing-task texts, computed once per (model, hook, task).
+
+Each text is truncated to ``max_tokens`` tokens (BOS included) and run to the hook only.
+Activations at ordinary tokens are kept in one flat tensor with per-text offsets; BOS and
+padding never enter a pooled feature (the InterpScore notebook pools BOS in, whose norm
+dwarfs every other token's). Every SAE then needs only an encode of these tokens, and
+every probing metric reads the same pooled features.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from interpscore.hooked import HookedLM, HookSite
+from interpscore.tasks import ProbingTask
+
+
+@dataclass
+class TaskActivations:
+    """Ordinary-token activations of a task's texts, and their per-text means."""
+
+    task: ProbingTask
+    acts: torch.Tensor
+    offsets: np.ndarray
+    seconds: float
+
+    @property
+    def n_texts(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.acts.shape[0])
+
+    def pooled(self) -> np.ndarray:
+        """Mean activation per text over its ordinary tokens, (n_texts, d)."""
+        return segment_mean(self.acts, self.offsets)
+
+
+def segment_mean(
+    values: torch.Tensor, offsets: np.ndarray, transform=None, chunk: int = 8192
+) -> np.ndarray:
+    """Mean of consecutive row segments ``values[offsets[i]:offsets[i+1]]``.
+
+    ``transform`` (e.g. an SAE's encode) is applied chunk by chunk first, so the
+    transformed rows are never all held at once; sums are kept in float64.
+    """
+    lengths = np.diff(offsets)
+    index = torch.from_numpy(np.repeat(np.arange(len(lengths)), lengths))
+    sums: torch.Tensor | None = None
+    for lo in range(0, values.shape[0], chunk):
+        block = values[lo : lo + chunk]
+        block = transform(block) if transform is not None else block
+        if sums is None:
+            sums = torch.zeros(len(lengths), block.shape[1], dtype=torch.float64)
+        sums.index_add_(0, index[lo : lo + chunk], block.to(torch.float64))
+    if sums is None:
+        raise ValueError("no rows to pool")
+    return (sums / torch.from_numpy(lengths).clamp(min=1)[:, None]).numpy()
+
+
+def tokenize_texts(lm: HookedLM, texts: list[str], max_tokens: int) -> list[list[int]]:
+    """BOS + the first ``max_tokens - 1`` tokens of each text (at least one real token)."""
+    bos = (
+        lm.tokenizer.bos_token_id
+        if lm.tokenizer.bos_token_id is not None
+        else lm.tokenizer.eos_token_id
+    )
+    encoded = lm.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    out = []
+    for text, ids in zip(texts, encoded, strict=True):
+        if not ids:
+            raise ValueError(f"text {text!r} has no tokens")
+        out.append([bos, *ids[: max_tokens - 1]])
+    return out
+
+
+@torch.inference_mode()
+def collect(
+    lm: HookedLM,
+    site: HookSite,
+    task: ProbingTask,
+    max_tokens: int,
+    batch_size: int = 32,
+    show_progress: bool = True,
+) -> TaskActivations:
+    """Run every text to the hook (length-sorted batches, right padding, no attention
+    across padding since the model is causal and padded positions are dropped)."""
+    start = time.perf_counter()
+    sequences = tokenize_texts(lm, task.texts, max_tokens)
+    special = set(lm.special_token_ids)
+    pad = lm.tokenizer.eos_token_id if lm.tokenizer.eos_token_id is not None else 0
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    per_text: list[torch.Tensor | None] = [None] * len(sequences)
+    batches = range(0, len(order), batch_size)
+    for lo in tqdm(
+        batches,
+        desc=f"{task.name} activations",
+        unit="batch",
+        disable=not show_progress,
+        leave=False,
+    ):
+        chosen = order[lo : lo + batch_size]
+        width = max(len(sequences[i]) for i in chosen)
+        ids = torch.full((len(chosen), width), pad, dtype=torch.long)
+        for row, i in enumerate(chosen):
+            ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
+        acts = lm.activations(ids.to(lm.device), site).to("cpu", torch.float32)
+        for row, i in enumerate(chosen):
+            keep = torch.tensor([t not in special for t in sequences[i]])
+            per_text[i] = acts[row, : len(sequences[i])][keep]
+    lengths = [t.shape[0] for t in per_text]  # type: ignore[union-attr]
+    if min(lengths) == 0:
+        empty = task.texts[lengths.index(0)]
+        raise ValueError(f"task {task.name}: text {empty!r} has only special tokens")
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return TaskActivations(task, torch.cat(per_text), offsets, time.perf_counter() - start)  # type: ignore[arg-type]
+
+
+@torch.inference_mode()
+def pooled_latents(sae: torch.nn.Module, data: TaskActivations) -> np.ndarray:
+    """Per-text mean of the SAE's latents over ordinary tokens, (n_texts, d_sae)."""
+    return segment_mean(data.acts, data.offsets, transform=sae.encode)

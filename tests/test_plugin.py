@@ -1,0 +1,208 @@
+"""The pytest plugin end to end, through pytester: options, reports, failures, xdist."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parents[1]
+CORE_METRICS = [
+    "loss_recovered",
+    "ce_loss_score",
+    "kl_div_score",
+    "explained_variance",
+    "explained_variance_legacy",
+    "mse_per_token",
+    "mse_per_element",
+    "cossim",
+    "l2_ratio",
+    "relative_reconstruction_bias",
+    "l0",
+    "l1",
+    "dead_fraction",
+    "alive",
+    "l0_score",
+]
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, tiny_corpus: Path):
+    """A pytester dir holding the real benchmarks/test_core.py, and common arguments."""
+    pytester.makepyfile(test_core=(REPO / "benchmarks" / "test_core.py").read_text())
+    return [
+        f"--dataset={tiny_corpus}",
+        "--tokens=1024",
+        "--context-len=64",
+        "--bootstrap=100",
+        "-p",
+        "no:randomly",
+        "--benchmark-disable",
+    ]
+
+
+def _report(pytester: pytest.Pytester, name: str = "reports/interpscore.json") -> dict:
+    return json.loads((pytester.path / name).read_text())
+
+
+def test_options_are_in_their_own_help_group(pytester: pytest.Pytester):
+    result = pytester.runpytest("--help")
+    text = result.stdout.str()
+    section = text[text.index("InterpScore SAE evaluation:") :]
+    for option in (
+        "--sae=SPEC",
+        "--model=MODEL",
+        "--dataset=DATASET",
+        "--tokens=N",
+        "--context-len=N",
+        "--batch-size=N",
+        "--seed=N",
+        "--device=DEVICE",
+        "--formula=VERSION|FILE",
+        "--interpscore-json=PATH",
+    ):
+        assert option in section
+
+
+def test_two_saes_give_every_core_metric_and_both_reports(pytester, bench, tiny_saes):
+    result = pytester.runpytest(
+        *bench, f"--sae={tiny_saes['topk']}", f"--sae={tiny_saes['identity']}"
+    )
+    result.assert_outcomes(passed=2 * 20)
+    report = _report(pytester)
+    assert {s["id"] for s in report["saes"]} == {"topk", "identity"}
+    for sae in report["saes"]:
+        assert sae["status"] == "ok"
+        assert set(CORE_METRICS) <= set(sae["metrics"])
+        assert sae["partial"] is True and sae["missing"] == ["sparse_probing", "tpp"]
+        assert sae["metrics"]["alive"]["window"]["n_positions"] == 1024
+        assert f"{sae['id']}#random-init" in sae["metrics"]["l0"]["controls"]
+    identity = next(s for s in report["saes"] if s["id"] == "identity")
+    assert identity["metrics"]["explained_variance"]["value"] == pytest.approx(1.0, abs=1e-6)
+    assert identity["metrics"]["mse_per_token"]["value"] == pytest.approx(0.0, abs=1e-8)
+    passes = report["run"]["passes"]
+    assert len(passes) == 1  # one LM pass served both SAEs and both controls
+    assert sorted(passes[0]["sae_ids"]) == [
+        "identity",
+        "identity#random-init",
+        "topk",
+        "topk#random-init",
+    ]
+    markdown = (pytester.path / "reports" / "interpscore.md").read_text()
+    assert "| # | SAE |" in markdown and "### topk" in markdown
+
+
+def test_one_broken_sae_does_not_lose_the_others(pytester, bench, tiny_saes, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_saes["topk"], broken)
+    weights = load_file(broken / "sae_weights.safetensors")
+    weights["W_enc"][0, 0] = float("inf")
+    save_file(weights, broken / "sae_weights.safetensors")
+    result = pytester.runpytest(*bench, f"--sae={broken}", f"--sae={tiny_saes['topk']}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*SpecError: SAE broken has NaN or inf values in W_enc*Fix:*"])
+    assert "Traceback" not in result.stdout.str()
+    saes = {s["id"]: s for s in _report(pytester)["saes"]}
+    assert saes["broken"]["status"] == "failed"
+    assert saes["broken"]["metrics"]["l0"]["status"] == "failed"
+    assert saes["broken"]["metrics"]["l0"]["value"] is None
+    assert saes["topk"]["status"] == "ok"
+    assert saes["topk"]["metrics"]["l0"]["value"] == pytest.approx(8.0)
+
+
+def test_bad_spec_is_a_one_line_usage_error(pytester, bench):
+    result = pytester.runpytest(*bench, "--sae=./does/not/exist")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: SAE directory ./does/not/exist does not exist. Fix: check the --sae path."]
+    )
+
+
+def test_unknown_formula_lists_the_known_ones(pytester, bench, tiny_saes):
+    result = pytester.runpytest(*bench, f"--sae={tiny_saes['topk']}", "--formula=7.7.7")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Unknown formula version '7.7.7'. Fix: use one of 0.0.1*"])
+
+
+def test_k_selects_metrics(pytester, bench, tiny_saes):
+    result = pytester.runpytest(*bench, f"--sae={tiny_saes['topk']}", "-k", "l0 and not score")
+    result.assert_outcomes(passed=1)
+    (sae,) = _report(pytester)["saes"]
+    assert list(sae["metrics"]) == ["l0"]
+
+
+def test_same_inputs_give_identical_values(pytester, bench, tiny_saes):
+    values = []
+    for out in ("a.json", "b.json"):
+        pytester.runpytest(*bench, f"--sae={tiny_saes['topk']}", f"--interpscore-json={out}")
+        values.append(
+            {
+                k: (m["value"], m["ci95"])
+                for k, m in _report(pytester, out)["saes"][0]["metrics"].items()
+            }
+        )
+    assert values[0] == values[1]
+
+
+def test_xdist_gives_the_same_values(pytester, bench, tiny_saes):
+    args = [*bench, f"--sae={tiny_saes['topk']}", f"--sae={tiny_saes['identity']}"]
+    pytester.runpytest_subprocess(*args, "--interpscore-json=serial.json").assert_outcomes(
+        passed=40
+    )
+    pytester.runpytest_subprocess(
+        *args, "-n", "2", "--interpscore-json=parallel.json"
+    ).assert_outcomes(passed=40)
+
+    def values(name):
+        return {
+            (s["id"], k): m["value"]
+            for s in _report(pytester, name)["saes"]
+            for k, m in s["metrics"].items()
+        }
+
+    assert values("serial.json") == values("parallel.json")
+
+
+def test_probing_and_tpp_complete_the_interpscore(pytester, bench, tiny_saes):
+    for name in ("test_probing", "test_tpp"):
+        pytester.makepyfile(**{name: (REPO / "benchmarks" / f"{name}.py").read_text()})
+    result = pytester.runpytest(
+        *bench, f"--sae={tiny_saes['topk']}", "--probe-examples=300", "--bootstrap=50"
+    )
+    result.assert_outcomes(passed=20 + 7 + 9)
+    (sae,) = _report(pytester)["saes"]
+    assert sae["partial"] is False and sae["missing"] == []
+    assert 0.0 <= sae["interp_score"] <= 1.0
+    assert sae["interp_score_ci95"] is not None
+    probing = sae["metrics"]["sparse_probing"]
+    assert set(probing["details"]["probing_per_task_auc"]) == {
+        "wordnet_topic",
+        "code_language",
+        "vader_sentiment",
+    }
+    sizes = probing["details"]["tasks"]["wordnet_topic"]["split_sizes"]
+    assert sizes == {"train": 210, "val": 30, "test": 60}
+    assert probing["details"]["tasks"]["vader_sentiment"]["grouped_split"] is True
+    assert sae["probing_tasks"] == ["wordnet_topic", "code_language", "vader_sentiment"]
+    assert sae["tpp_concept"] == "vader_sentiment"
+    assert "topk#random-init" in sae["controls"]
+    assert sae["controls"]["topk#random-init"]["partial"] is False
+
+
+def test_absorption_is_not_applicable_when_the_model_cannot_spell(pytester, bench, tiny_saes):
+    pytester.makepyfile(test_absorption=(REPO / "benchmarks" / "test_absorption.py").read_text())
+    result = pytester.runpytest(
+        *bench, f"--sae={tiny_saes['topk']}", "--absorption-words=300", "test_absorption.py"
+    )
+    result.assert_outcomes(passed=3)
+    (sae,) = _report(pytester)["saes"]
+    entry = sae["metrics"]["absorption"]
+    assert entry["status"] == "not_applicable"
+    assert entry["value"] is None
+    assert "letters have a probe F1 above 0.6" in entry["details"]["reason"]
+    assert entry["details"]["probe_f1_val"]  # the measured F1 per letter is reported
+    assert sae["status"] == "ok"
