@@ -78,7 +78,8 @@ def test_two_saes_give_every_core_metric_and_both_reports(pytester, bench, tiny_
     for sae in report["saes"]:
         assert sae["status"] == "ok"
         assert set(CORE_METRICS) <= set(sae["metrics"])
-        assert sae["partial"] is True and sae["missing"] == ["sparse_probing", "tpp"]
+        assert sae["partial"] is True
+        assert sae["missing"] == ["sparse_probing", "tpp"]
         assert sae["metrics"]["alive"]["window"]["n_positions"] == 1024
         assert f"{sae['id']}#random-init" in sae["metrics"]["l0"]["controls"]
     identity = next(s for s in report["saes"] if s["id"] == "identity")
@@ -93,7 +94,8 @@ def test_two_saes_give_every_core_metric_and_both_reports(pytester, bench, tiny_
         "topk#random-init",
     ]
     markdown = (pytester.path / "reports" / "interpscore.md").read_text()
-    assert "| # | SAE |" in markdown and "### topk" in markdown
+    assert "| # | SAE |" in markdown
+    assert "### topk" in markdown
 
 
 def test_one_broken_sae_does_not_lose_the_others(pytester, bench, tiny_saes, tmp_path):
@@ -175,7 +177,8 @@ def test_probing_and_tpp_complete_the_interpscore(pytester, bench, tiny_saes):
     )
     result.assert_outcomes(passed=20 + 7 + 9)
     (sae,) = _report(pytester)["saes"]
-    assert sae["partial"] is False and sae["missing"] == []
+    assert sae["partial"] is False
+    assert sae["missing"] == []
     assert 0.0 <= sae["interp_score"] <= 1.0
     assert sae["interp_score_ci95"] is not None
     probing = sae["metrics"]["sparse_probing"]

@@ -112,7 +112,9 @@ def test_splits_are_disjoint_stratified_and_keep_groups_together():
     task = ProbingTask("t", texts, labels, "test", groups=groups)
     split = task.split(seed=0)
     sets = [set(split.train), set(split.val), set(split.test)]
-    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert not (sets[0] & sets[1])
+    assert not (sets[0] & sets[2])
+    assert not (sets[1] & sets[2])
     assert sum(map(len, sets)) == 300
     g = np.array(groups)
     assert not set(g[split.train]) & set(g[split.test])
