@@ -3,6 +3,7 @@
     interpscore score FILE.json [--formula VERSION|FILE] [--json]
     interpscore formula [--formula FILE]
     interpscore report reports/interpscore.json [--out FILE.md]
+    interpscore gate BASELINE.json CURRENT.json [--tolerance X] [--tolerance-for NAME=X]
 
 Errors print one line naming the problem and the fix, and exit with status 2.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from interpscore.errors import InterpScoreError
 from interpscore.formula import BUILTIN, COMPONENTS, Formula, get_formula, score
+from interpscore.gate import compare, load_baseline, parse_tolerances
 from interpscore.report import render_markdown, write_atomic
 
 
@@ -106,6 +108,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    baseline = load_baseline(args.baseline)
+    current = load_baseline(args.current)
+    tolerances = parse_tolerances(args.tolerance, args.tolerance_for, not args.ignore_intervals)
+    result = compare(baseline, current, tolerances)
+    for note in result.notes:
+        print(note)
+    print("\n".join(result.table()) if result.regressions else "no regressions")
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="interpscore", description="InterpScore tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--out", default=None, help="Markdown path (default: beside the JSON)")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("gate", help="Compare a report with a baseline; exit 1 on regressions.")
+    p.add_argument("baseline")
+    p.add_argument("current")
+    p.add_argument("--tolerance", default="0", help="allowed drop for every value (default 0)")
+    p.add_argument("--tolerance-for", action="append", default=[], metavar="NAME=X")
+    p.add_argument(
+        "--ignore-intervals", action="store_true", help="fail on drops inside the 95%% CI too"
+    )
+    p.set_defaults(func=cmd_gate)
     return parser
 
 

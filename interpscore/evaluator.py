@@ -10,6 +10,7 @@ failed to load or evaluate raises its own error in its own tests and nowhere els
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from interpscore.formula import Formula, get_formula
 from interpscore.hooked import HookedLM, HookSite
 from interpscore.loading import LoadedSAE, SAESpec, load_sae
 from interpscore.metrics.core import CoreMetric, core_metrics, evaluate
-from interpscore.metrics.stats import bootstrap_replicates
+from interpscore.metrics.entropy import entropy_per_latent
+from interpscore.metrics.stats import bootstrap_replicates, resample_weights
 from interpscore.models import ModelRef, load_model
 from interpscore.passes import PassInfo, run_core_pass
 from interpscore.probing_suite import ProbingSettings, ProbingSuite
@@ -35,6 +37,7 @@ from interpscore.values import MetricValue
 log = logging.getLogger("interpscore.evaluator")
 
 RANDOM_INIT = "random-init"
+ENTROPY_MIN_COUNT = 10
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,12 @@ class RunSettings:
 
 @dataclass
 class CoreResult:
-    """Per-sequence statistics of one SAE on its hook group's window."""
+    """Per-sequence statistics of one SAE on its hook group's window, and its latents'
+    top activations (values and token ids, for token entropy)."""
 
     arrays: dict[str, np.ndarray]
     info: PassInfo
+    top: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Evaluator:
@@ -220,7 +225,9 @@ class Evaluator:
             if sid in result.errors:
                 self._core[sid] = result.errors[sid]
             else:
-                self._core[sid] = CoreResult({**result.group, **result.per_sae[sid]}, result.info)
+                self._core[sid] = CoreResult(
+                    {**result.group, **result.per_sae[sid]}, result.info, result.top.get(sid)
+                )
 
     # Values --------------------------------------------------------------------------
 
@@ -234,6 +241,37 @@ class Evaluator:
             else None
         )
         return MetricValue(evaluate(metric, arrays), replicates, unit="sequence")
+
+    def entropy_value(self, sae_id: str) -> MetricValue:
+        """Mean token entropy of latents' top activations (bootstrap over latents)."""
+        result = self.core(sae_id)
+        if result.top is None:
+            raise ValueError("token entropy needs the top activations of the core pass")
+        values, tokens = result.top
+        entropies = entropy_per_latent(values, tokens, ENTROPY_MIN_COUNT)
+        kept = entropies[np.isfinite(entropies)]
+        if kept.size == 0:
+            return MetricValue(
+                None,
+                details={"reason": f"no latent has {ENTROPY_MIN_COUNT} positive top activations"},
+                applicable=False,
+            )
+        replicates = None
+        if self.settings.bootstrap > 0 and kept.size > 1:
+            seed = self.settings.seed + zlib.crc32(sae_id.encode())
+            weights = resample_weights(kept.size, self.settings.bootstrap, seed)
+            replicates = weights @ kept / kept.size
+        quantiles = np.quantile(kept, [0.1, 0.25, 0.5, 0.75, 0.9])
+        details = {
+            "latents": int(kept.size),
+            "top_activations_per_latent": int(values.shape[1]),
+            "min_positive_activations": ENTROPY_MIN_COUNT,
+            "quantiles_10_25_50_75_90": [float(q) for q in quantiles],
+            "histogram": np.histogram(kept, bins=10, range=(0, np.log(values.shape[1])))[
+                0
+            ].tolist(),
+        }
+        return MetricValue(float(kept.mean()), replicates, "latent", details)
 
     # Probing ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from interpscore.metrics.core import (
     reconstruction_sums,
     sparsity_sums,
 )
+from interpscore.metrics.entropy import TopActivations
 from interpscore.metrics.stats import SequenceStats
 
 log = logging.getLogger("interpscore.passes")
@@ -62,6 +63,7 @@ class PassResult:
 
     group: dict[str, np.ndarray]
     per_sae: dict[str, dict[str, np.ndarray]]
+    top: dict[str, tuple[np.ndarray, np.ndarray]]
     errors: dict[str, BaseException]
     info: PassInfo
 
@@ -76,6 +78,7 @@ def run_core_pass(
     downstream: bool,
     progress: AbstractContextManager[Any] | None = None,
     show_progress: bool = True,
+    top_n: int = 50,
 ) -> PassResult:
     """Run the shared pass for every SAE in ``saes`` (all on ``site`` of ``lm``)."""
     info = PassInfo(
@@ -92,6 +95,11 @@ def run_core_pass(
     group = SequenceStats()
     stats = {sid: SequenceStats() for sid in saes}
     errors: dict[str, BaseException] = {}
+    tops = (
+        {sid: TopActivations(int(sae.cfg.d_sae), top_n) for sid, sae in saes.items()}
+        if top_n
+        else {}
+    )
     calls = {"clean_full": 0, "to_hook": 0, "from_hook_zero": 0, "from_hook_sae": 0}
     device = lm.device
     start = time.perf_counter()
@@ -131,6 +139,8 @@ def run_core_pass(
                     f = sae.encode(x)
                     x_hat = sae.decode(f)
                     rows = {**reconstruction_sums(x, x_hat, mask), **sparsity_sums(f, mask)}
+                    if top_n:
+                        tops[sid].update(f, tokens, mask)
                     if downstream:
                         patched = torch.where(mask[..., None], x_hat.to(x.dtype), x)
                         logits_sae = lm.logits_from(tokens, site, patched)
@@ -145,6 +155,11 @@ def run_core_pass(
     return PassResult(
         group=group.arrays,
         per_sae={sid: s.arrays for sid, s in stats.items() if sid not in errors},
+        top={
+            sid: (t.values.numpy(), t.tokens.numpy())
+            for sid, t in tops.items()
+            if sid not in errors
+        },
         errors=errors,
         info=info,
     )

@@ -29,6 +29,8 @@ from interpscore.collect import RECORD_KEY, ResultCollector
 from interpscore.errors import InterpScoreError
 from interpscore.evaluator import Evaluator, RunSettings
 from interpscore.formula import get_formula
+from interpscore.gate import GateResult, Tolerances, load_baseline, parse_tolerances
+from interpscore.gate import compare as compare_to_baseline
 from interpscore.loading import SAESpec, parse_sae_spec, unique_ids
 from interpscore.probing_suite import ProbingSettings
 from interpscore.report import build_report, summary_lines, write_reports
@@ -207,6 +209,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "as SAEBench).",
     )
     group.addoption(
+        "--interpscore-baseline",
+        default=None,
+        metavar="PATH",
+        help="Regression gate: fail the session when the InterpScore or a component drops "
+        "below this earlier interpscore.json by more than the tolerance.",
+    )
+    group.addoption(
+        "--gate-tolerance",
+        default="0",
+        metavar="X",
+        help="Allowed drop for every compared value (default 0).",
+    )
+    group.addoption(
+        "--gate-tolerance-for",
+        action="append",
+        default=[],
+        metavar="NAME=X",
+        help="Allowed drop for one component or interp_score (repeatable).",
+    )
+    group.addoption(
+        "--gate-ignore-intervals",
+        action="store_true",
+        default=False,
+        help="Fail on any drop beyond the tolerance, even inside the 95%% interval.",
+    )
+    group.addoption(
         "--trust-remote-code",
         action="store_true",
         default=False,
@@ -302,7 +330,19 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.sae:
         _specs(config)
     if not _is_worker(config):
-        config.pluginmanager.register(ReportingSession(config), "interpscore-reporting")
+        baseline, tolerances = None, None
+        if config.option.interpscore_baseline:
+            try:
+                baseline = load_baseline(config.option.interpscore_baseline)
+                tolerances = parse_tolerances(
+                    config.option.gate_tolerance,
+                    config.option.gate_tolerance_for,
+                    not config.option.gate_ignore_intervals,
+                )
+            except InterpScoreError as exc:
+                raise pytest.UsageError(str(exc)) from exc
+        reporting = ReportingSession(config, baseline, tolerances)
+        config.pluginmanager.register(reporting, "interpscore-reporting")
     numprocesses = getattr(config.option, "numprocesses", None)
     if numprocesses and getattr(config.option, "dist", "no") == "load":
         # Keep each SAE's tests on one worker so its shared pass runs once.
@@ -349,10 +389,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 class ReportingSession:
     """Controller-side plugin object: collects records and writes the reports."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(
+        self, config: pytest.Config, baseline: dict[str, Any] | None, tolerances: Tolerances | None
+    ) -> None:
         self.config = config
         self.collector = ResultCollector([])
         self.written: tuple[Path, Path] | None = None
+        self.baseline = baseline
+        self.tolerances = tolerances
+        self.gate: GateResult | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.ingest(report)
@@ -363,6 +408,14 @@ class ReportingSession:
             return
         settings = self.config.stash[SETTINGS]
         report = build_report(self.collector, settings.to_dict(), settings.formula, sys.argv)
+        if self.baseline is not None and self.tolerances is not None:
+            self.gate = compare_to_baseline(self.baseline, report, self.tolerances)
+            report["gate"] = {
+                "baseline": self.config.option.interpscore_baseline,
+                **self.gate.to_dict(),
+            }
+            if not self.gate.passed:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         path = Path(self.config.option.interpscore_json)
         if not path.is_absolute():
             path = Path(self.config.invocation_params.dir) / path
@@ -375,6 +428,15 @@ class ReportingSession:
         for line in summary_lines(json.loads(self.written[0].read_text())):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"reports: {self.written[0]} and {self.written[1]}")
+        if self.gate is not None:
+            verdict = (
+                "passed"
+                if self.gate.passed
+                else f"FAILED: {len(self.gate.regressions)} regression(s)"
+            )
+            terminalreporter.write_sep("=", f"InterpScore regression gate {verdict}")
+            for line in [*self.gate.notes, *self.gate.table()]:
+                terminalreporter.write_line(line)
 
 
 # Fixtures ---------------------------------------------------------------------------

@@ -214,6 +214,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Breakdown per SAE"]
     for sae in report["saes"]:
         lines += _breakdown(sae, formula)
+    lines += _gate_section(report)
     passes = run.get("passes") or []
     if passes:
         lines += [
@@ -230,6 +231,41 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{p['n_sequences']} × {p['context_len']} | {p['seconds']:.1f} | {calls} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def regression_table(rows: list[dict[str, Any]]) -> list[str]:
+    """A Markdown table of gate rows (dicts as in ``GateRow.to_dict``)."""
+    if not rows:
+        return []
+
+    def fmt(x: float | None) -> str:
+        return "—" if x is None else f"{x:.4f}"
+
+    out = [
+        "| SAE | component | baseline | now | change | 95% CI | tolerance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ci = f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}]" if r["ci95"] else "—"
+        out.append(
+            f"| {r['sae']} | {r['name']} | {fmt(r['baseline'])} | {fmt(r['now'])} | "
+            f"{fmt(r['change'])} | {ci} | {r['tolerance']:g} |"
+        )
+    return out
+
+
+def _gate_section(report: dict[str, Any]) -> list[str]:
+    gate = report.get("gate")
+    if not gate:
+        return []
+    verdict = (
+        "passed" if gate["passed"] else f"**failed** ({len(gate['regressions'])} regression(s))"
+    )
+    lines = ["", "## Regression gate", "", f"Against `{gate['baseline']}`: {verdict}.", ""]
+    lines += [f"- {note}" for note in gate["notes"]]
+    table = regression_table(gate["regressions"])
+    lines += ["", *table] if table else []
+    return lines
 
 
 def _controls_section(report: dict[str, Any]) -> list[str]:

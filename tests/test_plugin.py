@@ -209,3 +209,33 @@ def test_absorption_is_not_applicable_when_the_model_cannot_spell(pytester, benc
     assert "letters have a probe F1 above 0.6" in entry["details"]["reason"]
     assert entry["details"]["probe_f1_val"]  # the measured F1 per letter is reported
     assert sae["status"] == "ok"
+
+
+def test_gate_passes_on_identical_rerun_and_fails_on_raised_baseline(pytester, bench, tiny_saes):
+    args = [*bench, f"--sae={tiny_saes['topk']}", "-k", "explained_variance or l0"]
+    pytester.runpytest(*args, "--interpscore-json=base.json").assert_outcomes(passed=4)
+    again = pytester.runpytest(
+        *args, "--interpscore-baseline=base.json", "--interpscore-json=again.json"
+    )
+    assert again.ret == pytest.ExitCode.OK
+    again.stdout.fnmatch_lines(["*InterpScore regression gate passed*"])
+    raised = _report(pytester, "base.json")
+    raised["saes"][0]["metrics"]["l0_score"]["value"] += 0.2
+    (pytester.path / "raised.json").write_text(json.dumps(raised))
+    failed = pytester.runpytest(
+        *args, "--interpscore-baseline=raised.json", "--interpscore-json=now.json"
+    )
+    assert failed.ret == pytest.ExitCode.TESTS_FAILED
+    failed.stdout.fnmatch_lines(
+        ["*regression gate FAILED: 1 regression(s)*", "| topk | l0_score |*"]
+    )
+    assert _report(pytester, "now.json")["gate"]["passed"] is False
+
+
+def test_gate_refuses_bad_tolerance_before_running(pytester, bench, tiny_saes):
+    pytester.path.joinpath("base.json").write_text("{}")
+    result = pytester.runpytest(
+        *bench, f"--sae={tiny_saes['topk']}", "--interpscore-baseline=base.json"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: Baseline base.json has schema None*Fix:*"])

@@ -1,0 +1,188 @@
+"""Regression gate: compare a report with a baseline ``interpscore.json``.
+
+For every SAE (matched by id) the InterpScore and each formula component are compared.
+A value regresses when it falls more than its tolerance below the baseline; by default it
+must also fall outside its own 95% interval (the interval's upper end is below
+``baseline − tolerance``), so that noise does not fail a build. Missing or extra SAEs are
+reported, never a crash. A baseline of another schema is refused; one made with another
+formula version is compared on the components both share, and the notes say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interpscore.errors import BaselineError
+from interpscore.report import SCHEMA, regression_table
+
+SCORE = "interp_score"
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Allowed drop, globally and per name (a component or ``interp_score``)."""
+
+    default: float = 0.0
+    per_name: dict[str, float] = field(default_factory=dict)
+    use_intervals: bool = True
+
+    def of(self, name: str) -> float:
+        return self.per_name.get(name, self.default)
+
+
+def _tolerance(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise BaselineError(
+            f"{what} {text!r} is not a number.", "give a number such as 0.01."
+        ) from exc
+    if not math.isfinite(value) or value < 0:
+        raise BaselineError(f"{what} is {text}.", "give a finite number of 0 or more.")
+    return value
+
+
+def parse_tolerances(
+    default: str | float, per_name: list[str], use_intervals: bool = True
+) -> Tolerances:
+    """Validate ``--gate-tolerance`` and ``--gate-tolerance-for NAME=VALUE`` values."""
+    table = {}
+    for item in per_name:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise BaselineError(
+                f"--gate-tolerance-for {item!r} is not NAME=VALUE.", "write e.g. tpp=0.05."
+            )
+        table[name.strip()] = _tolerance(value, f"--gate-tolerance-for {name}")
+    return Tolerances(_tolerance(str(default), "--gate-tolerance"), table, use_intervals)
+
+
+def load_baseline(path: str | Path) -> dict[str, Any]:
+    """Read a baseline report; refuse files that are not interpscore reports of this schema."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise BaselineError(
+            f"Cannot read baseline {path}: {exc.strerror}.", "check the path."
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"Baseline {path} is not JSON ({exc.msg}).", "pass an interpscore.json."
+        ) from exc
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != SCHEMA:
+        raise BaselineError(
+            f"Baseline {path} has schema {schema!r}; this harness compares {SCHEMA!r}.",
+            "regenerate the baseline with this version of interpscore.",
+        )
+    return data
+
+
+@dataclass
+class GateRow:
+    sae: str
+    name: str
+    baseline: float | None
+    now: float | None
+    ci95: list[float] | None
+    tolerance: float
+    regression: bool
+
+    @property
+    def change(self) -> float | None:
+        if self.baseline is None or self.now is None:
+            return None
+        return self.now - self.baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "change": self.change}
+
+
+@dataclass
+class GateResult:
+    rows: list[GateRow]
+    missing_saes: list[str]
+    extra_saes: list[str]
+    notes: list[str]
+
+    @property
+    def regressions(self) -> list[GateRow]:
+        return [r for r in self.rows if r.regression]
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "regressions": [r.to_dict() for r in self.regressions],
+            "compared": [r.to_dict() for r in self.rows],
+            "missing_saes": self.missing_saes,
+            "extra_saes": self.extra_saes,
+            "notes": self.notes,
+        }
+
+    def table(self) -> list[str]:
+        """Markdown rows of the regressions (empty when there are none)."""
+        return regression_table([r.to_dict() for r in self.regressions])
+
+
+def _value(entry: dict[str, Any], name: str) -> tuple[float | None, list[float] | None]:
+    if name == SCORE:
+        if entry.get("partial"):
+            return None, None
+        return entry.get(SCORE), entry.get("interp_score_ci95")
+    metric = (entry.get("metrics") or {}).get(name) or {}
+    value = metric.get("value", (entry.get("components") or {}).get(name))
+    return value, metric.get("ci95")
+
+
+def compare(
+    baseline: dict[str, Any], current: dict[str, Any], tolerances: Tolerances
+) -> GateResult:
+    """Compare every SAE of ``current`` with its baseline entry."""
+    notes = []
+    base_formula, now_formula = baseline.get("formula", {}), current.get("formula", {})
+    names = list(now_formula.get("weights", {}))
+    same_formula = base_formula.get("version") == now_formula.get("version")
+    if same_formula:
+        names = [SCORE, *names]
+    else:
+        shared = [n for n in names if n in base_formula.get("weights", {})]
+        notes.append(
+            f"Baseline formula v{base_formula.get('version')} differs from "
+            f"v{now_formula.get('version')}: InterpScore not compared; compared only the shared "
+            f"components {', '.join(shared) or 'none'}."
+        )
+        names = shared
+    base_saes = {s["id"]: s for s in baseline.get("saes", [])}
+    now_saes = {s["id"]: s for s in current.get("saes", [])}
+    rows = []
+    for sid, entry in now_saes.items():
+        if sid not in base_saes:
+            continue
+        for name in names:
+            before, _ = _value(base_saes[sid], name)
+            if before is None:
+                continue
+            now, ci = _value(entry, name)
+            tol = tolerances.of(name)
+            if now is None:
+                regression = True
+            else:
+                upper = ci[1] if tolerances.use_intervals and ci else now
+                regression = upper < before - tol
+            rows.append(GateRow(sid, name, before, now, ci, tol, regression))
+    missing = sorted(set(base_saes) - set(now_saes))
+    extra = sorted(set(now_saes) - set(base_saes))
+    if missing:
+        notes.append(f"In the baseline but not in this run: {', '.join(missing)}.")
+    if extra:
+        notes.append(f"New in this run (no baseline): {', '.join(extra)}.")
+    return GateResult(rows, missing, extra, notes)
