@@ -49,6 +49,7 @@ class ResultCollector:
         self.saes: dict[str, SAEEntry] = {sid: SAEEntry(sid, text) for sid, text in specs}
         self.passes: list[dict[str, Any]] = []
         self.run_details: dict[str, Any] = {}
+        self.ground_truth: dict[str, dict[str, Any]] = {}
 
     def _entry(self, sid: str) -> SAEEntry:
         return self.saes.setdefault(sid, SAEEntry(sid, sid))
@@ -65,6 +66,8 @@ class ResultCollector:
                 self._entry(record["sae"]).describe = record["describe"]
             elif kind == "pass" and record["info"] not in self.passes:
                 self.passes.append(record["info"])
+            elif kind == "ground_truth" and report.when == "call":
+                self.ground_truth[record["result"]["architecture"]] = record["result"]
             elif kind == "run":
                 self.run_details.update(record["details"])
             elif kind == "metric" and report.when == "call":

@@ -31,6 +31,7 @@ from interpscore.evaluator import Evaluator, RunSettings
 from interpscore.formula import get_formula
 from interpscore.gate import GateResult, Tolerances, load_baseline, parse_tolerances
 from interpscore.gate import compare as compare_to_baseline
+from interpscore.ground_truth import SyntheticSettings, SyntheticWorld
 from interpscore.loading import SAESpec, parse_sae_spec, unique_ids
 from interpscore.probing_suite import ProbingSettings
 from interpscore.report import build_report, summary_lines, write_reports
@@ -404,7 +405,7 @@ class ReportingSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.collector.saes:
+        if not self.collector.saes and not self.collector.ground_truth:
             return
         settings = self.config.stash[SETTINGS]
         report = build_report(self.collector, settings.to_dict(), settings.formula, sys.argv)
@@ -551,6 +552,24 @@ class Measure:
         if not all(math.isfinite(x) for x in (record["ci95"] or [])):
             pytest.fail(f"{metric} of {self.sae_id} has a non-finite interval.")
         return result
+
+
+@pytest.fixture(scope="session")
+def synthetic_world(interpscore_settings: RunSettings) -> SyntheticWorld:
+    """Synthetic activations with known features (sae-lens synthetic), built once."""
+    return SyntheticWorld(SyntheticSettings(seed=interpscore_settings.seed))
+
+
+@pytest.fixture
+def record_ground_truth(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
+    """Call with one architecture's ground-truth results to put them in the report."""
+
+    def record(result: dict[str, Any]) -> None:
+        request.node.user_properties.append(
+            (RECORD_KEY, {"kind": "ground_truth", "result": result})
+        )
+
+    return record
 
 
 @pytest.fixture

@@ -121,6 +121,7 @@ def build_report(
             "command": redact(command),
         },
         "saes": saes,
+        "ground_truth": list(collector.ground_truth.values()),
         "sources": SOURCES,
     }
 
@@ -214,6 +215,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Breakdown per SAE"]
     for sae in report["saes"]:
         lines += _breakdown(sae, formula)
+    lines += _ground_truth_section(report)
     lines += _gate_section(report)
     passes = run.get("passes") or []
     if passes:
@@ -252,6 +254,34 @@ def regression_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{fmt(r['change'])} | {ci} | {r['tolerance']:g} |"
         )
     return out
+
+
+def _ground_truth_section(report: dict[str, Any]) -> list[str]:
+    rows = report.get("ground_truth") or []
+    if not rows:
+        return []
+    settings = rows[0]["settings"]
+    lines = [
+        "",
+        "## Ground truth (synthetic features)",
+        "",
+        f"{settings['n_features']} known features in {settings['hidden_dim']} dimensions, "
+        f"correlated sparse firing (sae-lens synthetic); SAEs of width {settings['d_sae']} "
+        f"trained on {settings['training_samples']:,} samples. Control: random-init SAE of the "
+        "same shape.",
+        "",
+        "| architecture | MMCS | matched corr. | explained variance | L0 (true) | dead | "
+        "control MMCS | control matched corr. |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r["control"]
+        lines.append(
+            f"| {r['architecture']} | {_fmt(r['mmcs'])} | {_fmt(r['matched_correlation'])} | "
+            f"{_fmt(r['explained_variance'])} | {_fmt(r['l0'], 2)} ({_fmt(r['true_l0'], 2)}) | "
+            f"{_fmt(r['dead_fraction'])} | {_fmt(c['mmcs'])} | {_fmt(c['matched_correlation'])} |"
+        )
+    return lines
 
 
 def _gate_section(report: dict[str, Any]) -> list[str]:
