@@ -25,7 +25,7 @@ def test_known_answers():
 @pytest.fixture(scope="module")
 def world_and_sae():
     world = SyntheticWorld(
-        SyntheticSettings(n_features=32, hidden_dim=16, d_sae=32, training_samples=40_000)
+        SyntheticSettings(n_features=32, hidden_dim=16, d_sae=32, training_samples=150_000)
     )
     sae, _ = world.train("topk")
     return world, sae
