@@ -13,4 +13,4 @@ from interpscore.absorption_suite import ABSORPTION_METRICS
 
 @pytest.mark.parametrize("metric", ABSORPTION_METRICS)
 def test_absorption(metric, measure, evaluator):
-    measure(metric, lambda sid: evaluator.absorption_value(sid, metric))
+    measure(metric, lambda sid: evaluator.value(sid, metric))

@@ -15,4 +15,4 @@ CORE_METRICS = list(core_metrics())
 
 @pytest.mark.parametrize("metric", CORE_METRICS)
 def test_core(metric, measure, evaluator):
-    measure(metric, lambda sid: evaluator.core_value(sid, metric))
+    measure(metric, lambda sid: evaluator.value(sid, metric))

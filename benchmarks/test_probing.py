@@ -13,4 +13,4 @@ from interpscore.probing_suite import PROBING_METRICS
 
 @pytest.mark.parametrize("metric", PROBING_METRICS)
 def test_probing(metric, measure, evaluator):
-    measure(metric, lambda sid: evaluator.probing_value(sid, metric))
+    measure(metric, lambda sid: evaluator.value(sid, metric))

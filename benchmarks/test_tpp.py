@@ -10,4 +10,4 @@ from interpscore.probing_suite import TPP_METRICS
 
 @pytest.mark.parametrize("metric", TPP_METRICS)
 def test_tpp(metric, measure, evaluator):
-    measure(metric, lambda sid: evaluator.probing_value(sid, metric))
+    measure(metric, lambda sid: evaluator.value(sid, metric))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from interpscore.absorption_suite import AbsorptionSettings, AbsorptionSuite
+from interpscore.absorption_suite import ABSORPTION_METRICS, AbsorptionSettings, AbsorptionSuite
 from interpscore.controls import random_init_like
 from interpscore.data import BUNDLED, TokenWindow, iter_texts, pack_tokens
 from interpscore.errors import InterpScoreError, SpecError
@@ -31,7 +31,7 @@ from interpscore.metrics.entropy import entropy_per_latent
 from interpscore.metrics.stats import bootstrap_replicates, resample_weights
 from interpscore.models import ModelRef, load_model
 from interpscore.passes import PassInfo, run_core_pass
-from interpscore.probing_suite import ProbingSettings, ProbingSuite
+from interpscore.probing_suite import PROBING_METRICS, TPP_METRICS, ProbingSettings, ProbingSuite
 from interpscore.values import MetricValue
 
 log = logging.getLogger("interpscore.evaluator")
@@ -241,6 +241,18 @@ class Evaluator:
             else None
         )
         return MetricValue(evaluate(metric, arrays), replicates, unit="sequence")
+
+    def value(self, sae_id: str, metric: str) -> MetricValue:
+        """Any metric by its report name (core, probing, TPP, absorption, token_entropy)."""
+        if metric in self.metrics:
+            return self.core_value(sae_id, metric)
+        if metric in PROBING_METRICS or metric in TPP_METRICS:
+            return self.probing_value(sae_id, metric)
+        if metric in ABSORPTION_METRICS:
+            return self.absorption_value(sae_id, metric)
+        if metric == "token_entropy":
+            return self.entropy_value(sae_id)
+        raise KeyError(f"unknown metric {metric!r}")
 
     def entropy_value(self, sae_id: str) -> MetricValue:
         """Mean token entropy of latents' top activations (bootstrap over latents)."""

@@ -197,6 +197,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "A score marked ≥ is partial: its missing components count as zero.",
         "",
+        *(
+            [f"![InterpScore by component, with controls]({report['figure']})", ""]
+            if report.get("figure")
+            else []
+        ),
         "## Leaderboard",
         "",
         "| # | SAE | model · hook | d_sae / k | " + " | ".join(comps) + " | InterpScore (95% CI) |",
@@ -381,8 +386,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 
 def write_reports(report: dict[str, Any], json_path: Path) -> tuple[Path, Path]:
-    """Write the JSON and the Markdown beside it; both atomically."""
+    """Write the JSON, the Markdown and the figure beside it; each atomically."""
+    from interpscore.plots import plot_report
+
     md_path = json_path.with_suffix(".md")
+    figure = plot_report(report, json_path.with_suffix(".png"))
+    if figure is not None:
+        report = {**report, "figure": figure.name}
     write_atomic(json_path, dumps(report))
     write_atomic(md_path, render_markdown(report))
     return json_path, md_path
