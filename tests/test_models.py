@@ -48,7 +48,7 @@ def test_model_reference_parsing():
 def test_missing_paths_and_offline_hub(monkeypatch, tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         load_model("./nowhere.gguf")
-    with pytest.raises(SpecError, match="has no config.json"):
+    with pytest.raises(SpecError, match=r"has no config\.json"):
         load_model(str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SpecError, match=r"HF_HUB_OFFLINE is set"):
