@@ -72,3 +72,24 @@ def tiny_saes(tiny_root: Path, tiny_llama: Path, tiny_acts) -> dict[str, Path]:
         "zero": subjects.save_sae(subjects.zero_sae(), root / "zero", model),
     }
     return out
+
+
+@pytest.fixture
+def offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Offline mode as HF_HUB_OFFLINE=1 at start-up would give, with an empty hub cache.
+
+    huggingface_hub and datasets read these variables once at import, so the module
+    constants are set too. Returns the cache folder.
+    """
+    import datasets.config
+    import huggingface_hub.constants as hub
+
+    cache = tmp_path / "hf-hub-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    return cache

@@ -48,11 +48,9 @@ def test_missing_text_column_is_an_error(tmp_path):
         list(iter_texts(str(path)))
 
 
-def test_missing_file_and_unreachable_hub_are_errors(monkeypatch):
+def test_missing_file_and_unreachable_hub_are_errors(offline_hub):
     with pytest.raises(SpecError, match="does not exist"):
         iter_texts("./nope.jsonl")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(SpecError, match="Cannot load dataset 'nobody/nothing'"):
         list(iter_texts("nobody/nothing"))
 

@@ -152,8 +152,7 @@ def test_nan_weights_are_refused(tmp_path, tiny_saes):
         load_sae(str(folder))
 
 
-def test_hub_offline_error_names_the_fix(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_hub_offline_error_names_the_fix(offline_hub):
     with pytest.raises(SpecError, match="pass the local directory"):
         load_sae("nobody-here/no-such-saes@main")
 
@@ -176,3 +175,34 @@ def test_width_mismatch_fails_only_that_sae(tmp_path, tiny_llama, tiny_corpus, t
     ):
         evaluator.core("wrong")
     assert evaluator.core_value("topk", "l0").value == pytest.approx(8.0)
+
+
+def _fake_hub_cache(root, repo_id, files):
+    """Lay files out as huggingface_hub's cache does for one commit of a repo."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    for relative, source in files.items():
+        target = snapshot / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    return commit
+
+
+def test_hub_spec_loads_offline_from_the_hf_cache(offline_hub, tiny_saes):
+    """The real hub path (snapshot_download), served from a populated cache offline."""
+    _fake_hub_cache(
+        offline_hub,
+        "someone/tiny-saes",
+        {
+            "layer1/cfg.json": tiny_saes["topk"] / "cfg.json",
+            "layer1/sae_weights.safetensors": tiny_saes["topk"] / "sae_weights.safetensors",
+        },
+    )
+    loaded = load_sae("someone/tiny-saes/layer1@main")
+    assert loaded.id == "someone-tiny-saes-layer1"
+    assert loaded.source == "someone/tiny-saes/layer1@main"
+    assert loaded.architecture == "topk"
+    assert loaded.d_sae == 256

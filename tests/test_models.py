@@ -45,12 +45,11 @@ def test_model_reference_parsing():
         parse_model_ref("smollm2-135m::shuffled")
 
 
-def test_missing_paths_and_offline_hub(monkeypatch, tmp_path):
+def test_missing_paths_and_offline_hub(offline_hub, tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         load_model("./nowhere.gguf")
     with pytest.raises(SpecError, match=r"has no config\.json"):
         load_model(str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SpecError, match=r"HF_HUB_OFFLINE is set"):
         load_model("nobody/no-such-model")
 
@@ -84,3 +83,19 @@ def test_unwritable_cache_falls_back_with_a_message(monkeypatch, tmp_path, caplo
     assert f"Set {models.CACHE_ENV}" in caplog.text
     assert lm.n_layers == 30
     assert lm.d_model == 576
+
+
+def test_corrupt_gguf_names_the_fix(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(SpecError, match="Cannot read GGUF file"):
+        load_model(str(bad))
+
+
+def test_hub_model_id_loads_offline_from_the_hf_cache(offline_hub, tiny_llama):
+    from test_loading import _fake_hub_cache
+
+    files = {p.name: p for p in tiny_llama.iterdir() if p.is_file()}
+    _fake_hub_cache(offline_hub, "someone/tiny-llama", files)
+    lm = load_model("someone/tiny-llama")
+    assert lm.n_layers == 2
