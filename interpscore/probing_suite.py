@@ -10,6 +10,7 @@ with the same resamples for an SAE and its controls (paired).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,7 @@ class SAEFeatures:
 
     latents: dict[str, np.ndarray]
     w_dec: np.ndarray
+    seconds: float
     dense_probes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,9 +138,11 @@ class ProbingSuite:
 
     def features(self, key: str, sae: torch.nn.Module) -> SAEFeatures:
         if key not in self._features:
-            latents = {d.task.name: pooled_latents(sae, d.acts) for d in self.tasks}
+            tasks = self.tasks
+            start = time.perf_counter()
+            latents = {d.task.name: pooled_latents(sae, d.acts) for d in tasks}
             w_dec = sae.W_dec.detach().to(torch.float64).cpu().numpy()
-            self._features[key] = SAEFeatures(latents, w_dec)
+            self._features[key] = SAEFeatures(latents, w_dec, time.perf_counter() - start)
         return self._features[key]
 
     def _dense(self, feats: SAEFeatures, data: TaskData) -> Any:
@@ -182,6 +186,11 @@ class ProbingSuite:
                 "tasks": self.info(),
                 "pooling": f"mean over ordinary tokens of the first {self.settings.max_tokens} "
                 "tokens (BOS excluded)",
+                "task_activation_seconds": round(self.seconds, 2),
+                "sae_encode_seconds": round(feats.seconds, 2),
+                "probes_converged": all(
+                    getattr(feats.dense_probes[d.task.name], "converged_", True) for d in self.tasks
+                ),
             },
         )
 
