@@ -59,6 +59,7 @@ class RunSettings:
     show_progress: bool = True
     probing: ProbingSettings = field(default_factory=ProbingSettings)
     absorption: AbsorptionSettings = field(default_factory=AbsorptionSettings)
+    control_metrics: str = "core"
 
     def to_dict(self) -> dict[str, Any]:
         skip = ("formula", "show_progress", "probing", "absorption")
@@ -253,6 +254,27 @@ class Evaluator:
         if metric == "token_entropy":
             return self.entropy_value(sae_id)
         raise KeyError(f"unknown metric {metric!r}")
+
+    def skip_reason(self, sae_id: str, metric: str) -> str | None:
+        """Why a metric is not run for this SAE (None when it is).
+
+        SAEs on randomized transformers get the core metrics and token entropy unless
+        ``control_metrics`` is "all": their other metrics need a separate pass over the
+        probing texts on each randomized model.
+        """
+        if (
+            self.settings.control_metrics == "all"
+            or metric in self.metrics
+            or metric == "token_entropy"
+        ):
+            return None
+        loaded = self.sae(sae_id.split("#", 1)[0])
+        if loaded.model.variant is None:
+            return None
+        return (
+            f"{loaded.id} reads the randomized transformer {loaded.model}; only core metrics and "
+            "token_entropy run for such controls (--model-control-metrics=all runs every metric)"
+        )
 
     def entropy_value(self, sae_id: str) -> MetricValue:
         """Mean token entropy of latents' top activations (bootstrap over latents)."""

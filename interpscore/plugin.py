@@ -149,6 +149,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ),
     )
     group.addoption(
+        "--model-control-metrics",
+        choices=("core", "all"),
+        default="core",
+        help="Metrics for SAEs on randomized transformers: core (core metrics and token "
+        "entropy, the default) or all.",
+    )
+    group.addoption(
         "--bootstrap",
         type=int,
         default=DEFAULTS["bootstrap"],
@@ -280,6 +287,7 @@ def _settings(config: pytest.Config) -> RunSettings:
         trust_remote_code=opt.trust_remote_code,
         formula=formula,
         controls=not opt.no_controls,
+        control_metrics=opt.model_control_metrics,
         bootstrap=opt.bootstrap,
         show_progress=not _is_worker(config),
         probing=ProbingSettings(
@@ -494,6 +502,9 @@ class Measure:
     ) -> MetricValue:
         """Measure ``metric`` with ``compute(sae_id)``; controls use the same function."""
         loaded = self.evaluator.sae(self.sae_id)
+        reason = self.evaluator.skip_reason(self.sae_id, metric)
+        if reason is not None:
+            pytest.skip(reason)
         node = self.request.node
         node.user_properties.append(
             (RECORD_KEY, {"kind": "sae", "sae": self.sae_id, "describe": loaded.describe()})
@@ -524,6 +535,10 @@ class Measure:
             component = metric in self.evaluator.settings.formula.weights
         controls, control_reps = {}, {}
         for control in self.evaluator.controls_of(self.sae_id):
+            skipped = self.evaluator.skip_reason(control, metric)
+            if skipped is not None:
+                controls[control] = {"skipped": skipped}
+                continue
             try:
                 theirs = compute(control)
             except Exception as exc:  # noqa: BLE001 - a broken control is reported, not fatal

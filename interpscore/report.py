@@ -360,6 +360,8 @@ def _breakdown(sae: dict[str, Any], formula: dict[str, Any]) -> list[str]:
                     cells.append("—")
                 elif comp.get("error"):
                     cells.append(f"error: {comp['error']}")
+                elif comp.get("skipped"):
+                    cells.append("not run")
                 else:
                     mark = " ✓" if comp.get("distinguishes") else ""
                     cells.append(

@@ -239,3 +239,41 @@ def test_gate_refuses_bad_tolerance_before_running(pytester, bench, tiny_saes):
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: Baseline base.json has schema None*Fix:*"])
+
+
+def test_model_level_controls_pair_with_their_sae_and_run_core_metrics(
+    pytester, bench, tiny_saes, tiny_llama, tmp_path
+):
+    """An SAE on a re-randomized model, marked control_of, is reported as a model control."""
+    from interpscore.loading import load_sae
+
+    control = load_sae(str(tiny_saes["topk"])).sae
+    control_dir = tmp_path / "ctrl"
+    import subjects
+
+    subjects.save_sae(
+        control,
+        control_dir,
+        str(tiny_llama),
+        model_variant="rerandomized-excl-emb",
+        model_variant_seed=0,
+        control_of="topk",
+    )
+    pytester.makepyfile(test_probing=(REPO / "benchmarks" / "test_probing.py").read_text())
+    result = pytester.runpytest(
+        *bench,
+        f"--sae={tiny_saes['topk']}",
+        f"--sae={control_dir}",
+        "--probe-examples=200",
+        "-k",
+        "l0 or sparse_probing_k1",
+    )
+    # l0 and l0_score for both; sparse_probing_k1 and _k10 run for topk, skip for the control
+    result.assert_outcomes(passed=6, skipped=2)
+    saes = {s["id"]: s for s in _report(pytester)["saes"]}
+    assert saes["ctrl"]["model"] == f"{tiny_llama}::rerandomized-excl-emb@0"
+    assert saes["ctrl"]["control_of"] == "topk"
+    assert "ctrl" in saes["topk"]["metrics"]["l0"]["controls"]
+    assert saes["ctrl"]["metrics"]["sparse_probing_k1"]["status"] == "skipped"
+    assert "randomized transformer" in saes["ctrl"]["metrics"]["sparse_probing_k1"]["reason"]
+    assert "skipped" in saes["topk"]["metrics"]["sparse_probing_k1"]["controls"]["ctrl"]
