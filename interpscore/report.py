@@ -46,6 +46,11 @@ NOTEBOOK_DETAIL_KEYS = (
 )
 
 
+def natural_key(name: str) -> list[Any]:
+    """Sort key that puts k2 before k10 and @5 before @50."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def library_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in LIBRARIES:
@@ -84,7 +89,7 @@ def build_entry(entry: Any, formula: Formula, timestamp: str) -> dict[str, Any]:
         "status": _status(entry.metrics, entry.errors),
         "errors": list(entry.errors),
         **block,
-        "metrics": dict(sorted(entry.metrics.items())),
+        "metrics": dict(sorted(entry.metrics.items(), key=lambda item: natural_key(item[0]))),
         "controls": controls,
         "eval_tokens": eval_tokens,
         "version": formula.version,
@@ -317,6 +322,9 @@ def _controls_section(report: dict[str, Any]) -> list[str]:
         "Random-init SAEs of the same shape on the same tokens, and SAEs trained with the same "
         "recipe on randomized transformers (Heap et al. 2025).",
         "",
+        "Per-metric tables mark ▲ (▼) where the 95% interval of SAE − control lies above "
+        "(below) zero, i.e. where the metric tells the SAE from the control.",
+        "",
         "| SAE | control | SAE InterpScore | control InterpScore |",
         "|---|---|---|---|",
         *rows,
@@ -363,7 +371,8 @@ def _breakdown(sae: dict[str, Any], formula: dict[str, Any]) -> list[str]:
                 elif comp.get("skipped"):
                     cells.append("not run")
                 else:
-                    mark = " ✓" if comp.get("distinguishes") else ""
+                    ci = comp.get("difference_ci95") or [0.0, 0.0]
+                    mark = " ▲" if ci[0] > 0 else " ▼" if ci[1] < 0 else ""
                     cells.append(
                         f"{_fmt(comp.get('value'))} (Δ {_fmt(comp.get('difference'))} "
                         f"{_ci(comp.get('difference_ci95'))}){mark}"
