@@ -28,7 +28,7 @@ from interpscore.hooked import HookedLM, HookSite
 from interpscore.loading import LoadedSAE, SAESpec, load_sae
 from interpscore.metrics.core import CoreMetric, core_metrics, evaluate
 from interpscore.metrics.entropy import entropy_per_latent
-from interpscore.metrics.stats import bootstrap_replicates, resample_weights
+from interpscore.metrics.stats import bootstrap_replicates, recentre, resample_weights
 from interpscore.models import ModelRef, load_model
 from interpscore.passes import PassInfo, run_core_pass
 from interpscore.probing_suite import PROBING_METRICS, TPP_METRICS, ProbingSettings, ProbingSuite
@@ -241,7 +241,12 @@ class Evaluator:
             if self.settings.bootstrap > 0
             else None
         )
-        return MetricValue(evaluate(metric, arrays), replicates, unit="sequence")
+        value = evaluate(metric, arrays)
+        details: dict[str, Any] = {}
+        if metric.window and replicates is not None:
+            replicates = recentre(replicates, value)
+            details["ci_method"] = "percentile, re-centred on the value (window count)"
+        return MetricValue(value, replicates, unit="sequence", details=details)
 
     def value(self, sae_id: str, metric: str) -> MetricValue:
         """Any metric by its report name (core, probing, TPP, absorption, token_entropy)."""

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from interpscore.report import publish
+
 
 def plot_report(report: dict[str, Any], path: Path) -> Path | None:
     """Write ``path`` (PNG) atomically; None when no SAE has a score to draw."""
@@ -63,7 +65,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         plt.close(fig)
         if os.path.exists(tmp):

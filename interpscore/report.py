@@ -141,6 +141,18 @@ def redact(argv: list[str]) -> list[str]:
     return ["<redacted>" if _SECRET.search(arg) else arg for arg in argv]
 
 
+def publish(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the usual permissions and move it onto ``path``.
+
+    mkstemp creates files readable by their owner only; a report should be as readable
+    as any file the user writes (0666 less the umask).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write text so that readers see either the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +162,7 @@ def write_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

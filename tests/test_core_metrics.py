@@ -13,7 +13,12 @@ from interpscore.data import iter_texts, pack_tokens
 from interpscore.evaluator import Evaluator, RunSettings
 from interpscore.loading import parse_sae_spec
 from interpscore.metrics import core
-from interpscore.metrics.stats import SequenceStats, bootstrap_replicates, percentile_interval
+from interpscore.metrics.stats import (
+    SequenceStats,
+    bootstrap_replicates,
+    percentile_interval,
+    recentre,
+)
 from interpscore.models import load_model
 from interpscore.passes import run_core_pass
 
@@ -111,6 +116,20 @@ def test_bootstrap_is_deterministic_and_brackets_the_value():
     low, high = percentile_interval(a)
     value = arrays["sse"].sum() / arrays["n_tok"].sum()
     assert low < value < high
+
+
+def test_window_count_interval_is_recentred_on_the_value():
+    """Each of 40 latents fires in one sequence only: every latent is alive on the window,
+    but a resample misses ~37% of the sequences, so raw replicates sit near 0.63."""
+    arrays = {"fired": np.eye(40)}
+    metric = core.core_metrics()["alive"]
+    assert metric.window
+    assert not core.core_metrics()["l0"].window
+    raw = bootstrap_replicates(metric.fn, arrays, 400, seed=0)
+    assert percentile_interval(raw)[1] < 0.8
+    low, high = percentile_interval(recentre(raw, 1.0))
+    assert low < 1.0 < high
+    assert high - low == pytest.approx(np.subtract(*percentile_interval(raw)[::-1]))
 
 
 def _pass_for(tiny_llama, tiny_corpus, sae_dirs):

@@ -179,14 +179,23 @@ def _l0_score(target: float) -> Callable[[Sums], np.ndarray]:
     return fn
 
 
+WINDOW_METRICS = frozenset({"alive", "dead_fraction"})
+
+
 @dataclass(frozen=True)
 class CoreMetric:
-    """A core metric: how to compute it from sums, and whether it needs LM loss passes."""
+    """A core metric: how to compute it from sums, and whether it needs LM loss passes.
+
+    ``window`` marks counts over the whole window (a latent ever firing): a bootstrap
+    resample holds only ~63% distinct sequences, so its replicates are biased low and
+    their interval must be re-centred on the value.
+    """
 
     name: str
     fn: Callable[[Sums], np.ndarray]
     downstream: bool
     description: str
+    window: bool = False
 
 
 def core_metrics(l0_target: float = DEFAULT_L0_TARGET) -> dict[str, CoreMetric]:
@@ -248,7 +257,10 @@ def core_metrics(l0_target: float = DEFAULT_L0_TARGET) -> dict[str, CoreMetric]:
         ),
         ("l0_score", _l0_score(l0_target), False, f"min(L0/{l0_target:g}, {l0_target:g}/L0)"),
     ]
-    return {name: CoreMetric(name, fn, down, desc) for name, fn, down, desc in table}
+    return {
+        name: CoreMetric(name, fn, down, desc, window=name in WINDOW_METRICS)
+        for name, fn, down, desc in table
+    }
 
 
 def evaluate(metric: CoreMetric, arrays: dict[str, np.ndarray]) -> float:

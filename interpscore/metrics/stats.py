@@ -116,6 +116,16 @@ def bootstrap_replicates(
     return np.concatenate(values)
 
 
+def recentre(replicates: np.ndarray, value: float) -> np.ndarray:
+    """Shift replicates so their mean is ``value`` (removes the bootstrap's own bias).
+
+    For a statistic like "fraction of latents that fire at least once", a resample sees
+    fewer distinct sequences than the sample, so every replicate is biased the same way;
+    shifting by the estimated bias keeps the spread and puts the interval around the value.
+    """
+    return replicates + (value - float(np.nanmean(replicates)))
+
+
 def percentile_interval(
     replicates: np.ndarray | None, level: float = 0.95
 ) -> tuple[float, float] | None:
