@@ -244,7 +244,7 @@ class Evaluator:
         value = evaluate(metric, arrays)
         details: dict[str, Any] = {}
         if metric.window and replicates is not None:
-            replicates = recentre(replicates, value)
+            replicates = np.clip(recentre(replicates, value), 0.0, 1.0)  # fractions
             details["ci_method"] = "percentile, re-centred on the value (window count)"
         return MetricValue(value, replicates, unit="sequence", details=details)
 
