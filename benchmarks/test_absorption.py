@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from interpscore.absorption_suite import ABSORPTION_METRICS
+from interpscore.suites import metric_names
 
 
-@pytest.mark.parametrize("metric", ABSORPTION_METRICS)
-def test_absorption(metric, measure, evaluator):
-    measure(metric, lambda sid: evaluator.value(sid, metric))
+@pytest.mark.parametrize("metric", metric_names("absorption"))
+def test_absorption(metric, measure):
+    measure(metric)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from interpscore.suites import metric_names
 
-@pytest.mark.interpscore_metric("token_entropy")
-def test_token_entropy(measure, evaluator):
-    measure("token_entropy", evaluator.entropy_value)
+
+@pytest.mark.parametrize("metric", metric_names("abstractness"))
+def test_abstractness(metric, measure):
+    measure(metric)

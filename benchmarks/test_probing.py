@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from interpscore.probing_suite import PROBING_METRICS
+from interpscore.suites import metric_names
 
 
-@pytest.mark.parametrize("metric", PROBING_METRICS)
-def test_probing(metric, measure, evaluator):
-    measure(metric, lambda sid: evaluator.value(sid, metric))
+@pytest.mark.parametrize("metric", metric_names("probing"))
+def test_probing(metric, measure):
+    measure(metric)

@@ -27,7 +27,7 @@ def test_clean_cross_entropy_is_plausible_for_a_trained_model(sae, sae_id, evalu
 def _randomized_controls(sae, sae_id, evaluator) -> list[str]:
     if sae.control_of is not None:
         pytest.skip(f"{sae_id} is itself a randomized-transformer control")
-    controls = [s for s in evaluator.specs if evaluator.sae(s).model.variant is not None]
+    controls = [s.id for s in evaluator.loaded() if s.model.variant is not None]
     if not controls:
         pytest.skip("no randomized-transformer control SAEs in this run (see --model-controls)")
     return controls
@@ -73,7 +73,7 @@ def test_random_init_control_scores_lower_interpscore(sae, sae_id, evaluator):
     if not evaluator.wants_random_control(sae):
         pytest.skip("no random-init control for this SAE (--no-controls, or it is a control)")
     formula = evaluator.settings.formula
-    control = evaluator.control_id(sae_id)
+    control = evaluator.random_control_ref(sae_id)
     mine = score({c: evaluator.value(sae_id, c).value for c in formula.components}, formula)
     theirs = score({c: evaluator.value(control, c).value for c in formula.components}, formula)
     assert not mine.partial

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from interpscore.probing_suite import TPP_METRICS
+from interpscore.suites import metric_names
 
 
-@pytest.mark.parametrize("metric", TPP_METRICS)
-def test_tpp(metric, measure, evaluator):
-    measure(metric, lambda sid: evaluator.value(sid, metric))
+@pytest.mark.parametrize("metric", metric_names("tpp"))
+def test_tpp(metric, measure):
+    measure(metric)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from interpscore.errors import InterpScoreError
-from interpscore.formula import BUILTIN, COMPONENTS, Formula, get_formula, score
-from interpscore.gate import compare, load_baseline, parse_tolerances
-from interpscore.report import render_markdown, write_atomic
+from interpscore.formula import BUILTIN, Formula, get_formula, known_components, score
+from interpscore.results.files import write_atomic
+from interpscore.results.gate import compare, load_report, parse_tolerances
+from interpscore.results.markdown import render_markdown
 
 
 def _read_json(path: str) -> Any:
@@ -68,7 +69,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     results = []
     for index, item in enumerate(items):
         name, components = _components_of(item, f"{args.file}[{index}]")
-        unknown = sorted(set(components) - set(COMPONENTS) - set(formula.weights))
+        unknown = sorted(set(components) - set(known_components()) - set(formula.weights))
         result = score(components, formula)
         results.append({"name": name or f"#{index + 1}", **result.to_dict(), "ignored": unknown})
     if args.json:
@@ -91,7 +92,7 @@ def cmd_formula(args: argparse.Namespace) -> int:
     for formula in formulas:
         _print_formula(formula)
     if not args.formula:
-        print("components a formula may use: " + ", ".join(COMPONENTS))
+        print("components a formula may use: " + ", ".join(known_components()))
     return 0
 
 
@@ -109,8 +110,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    baseline = load_baseline(args.baseline)
-    current = load_baseline(args.current)
+    baseline = load_report(args.baseline, "Baseline")
+    current = load_report(args.current)
     tolerances = parse_tolerances(args.tolerance, args.tolerance_for, not args.ignore_intervals)
     result = compare(baseline, current, tolerances)
     for note in result.notes:

@@ -22,55 +22,40 @@ from pathlib import Path
 from typing import Any
 
 from interpscore.errors import FormulaError
+from interpscore.metrics.l0 import DEFAULT_L0_TARGET
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-#: Metrics that may be formula components: each is bounded in [0, 1] and higher is better.
-COMPONENTS: dict[str, str] = {
-    "loss_recovered": "CE loss recovered by splicing in the SAE, clipped to [0, 1]",
-    "alive": "1 - fraction of latents that never fire on the evaluation window",
-    "l0_score": "exp(-|ln(L0/target)|) = min(L0/target, target/L0); peaks at the target L0",
-    "sparse_probing": "mean test AUROC of a dense logistic probe on mean-pooled latents",
-    "tpp": "AUROC drop from zeroing the probe's top-|coef| latents over clean AUROC, clipped",
-    "tpp_chance_anchored": "AUROC drop over (clean AUROC - 0.5), clipped to [0, 1]",
-    "sparse_probing_k1": "SAEBench k-sparse probing test accuracy, k = 1",
-    "sparse_probing_k2": "SAEBench k-sparse probing test accuracy, k = 2",
-    "sparse_probing_k5": "SAEBench k-sparse probing test accuracy, k = 5",
-    "sparse_probing_k10": "SAEBench k-sparse probing test accuracy, k = 10",
-    "sparse_probing_k20": "SAEBench k-sparse probing test accuracy, k = 20",
-    "sparse_probing_k50": "SAEBench k-sparse probing test accuracy, k = 50",
-}
-
 WEIGHT_SUM_TOLERANCE = 1e-6
-DEFAULT_L0_TARGET = 80.0
 
 
-def l0_score(l0: float, target: float = DEFAULT_L0_TARGET) -> float:
-    """``exp(-|ln(L0/target)|)``, i.e. ``min(L0/target, target/L0)``; 0 when L0 <= 0.
+def known_components() -> dict[str, str]:
+    """Metrics a formula may weight: the registered metrics declared as components."""
+    # Imported when needed: the suites pull in torch and scikit-learn, which reading or
+    # scoring a built-in formula does not need.
+    from interpscore.suites import REGISTRY
 
-    Peaks at 1 when L0 equals the target and is symmetric in log L0. NaN stays NaN.
-    """
-    if math.isnan(l0):
-        return math.nan
-    if l0 <= 0:
-        return 0.0
-    if math.isinf(l0):
-        return 0.0
-    return min(l0 / target, target / l0)
+    return REGISTRY.components()
+
+
+def check_components(formula: Formula) -> Formula:
+    """Refuse a formula that weights something no registered suite declares a component."""
+    known = known_components()
+    unknown = sorted(set(formula.weights) - set(known))
+    if unknown:
+        raise FormulaError(
+            f"Formula {formula.version!r} names unknown component(s) {', '.join(unknown)}.",
+            f"use only: {', '.join(known)}.",
+        )
+    return formula
 
 
 def _validate_weights(version: str, weights: dict[str, Any]) -> None:
     if not weights:
         raise FormulaError(f"Formula {version!r} has no weights.", "give at least one component.")
-    unknown = sorted(set(weights) - set(COMPONENTS))
-    if unknown:
-        raise FormulaError(
-            f"Formula {version!r} names unknown component(s) {', '.join(unknown)}.",
-            f"use only: {', '.join(COMPONENTS)}.",
-        )
     for name, weight in weights.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise FormulaError(
@@ -240,12 +225,14 @@ def load_formula_file(path: str | Path) -> Formula:
     l0_target = data.get("l0_target", DEFAULT_L0_TARGET)
     if isinstance(l0_target, bool) or not isinstance(l0_target, (int, float)):
         raise FormulaError(f"Formula file {path}: l0_target is not a number.", "fix it.")
-    return Formula(
-        version=version,
-        weights={str(k): v for k, v in weights.items()},
-        l0_target=float(l0_target),
-        description=str(data.get("description", "")),
-        source=str(path),
+    return check_components(
+        Formula(
+            version=version,
+            weights={str(k): v for k, v in weights.items()},
+            l0_target=float(l0_target),
+            description=str(data.get("description", "")),
+            source=str(path),
+        )
     )
 
 

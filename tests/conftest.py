@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import subjects
 
-from interpscore.training import TrainRecipe, save_inference, shuffled_batches, train_sae
+from interpscore.subjects.training import TrainRecipe, save_inference, shuffled_batches, train_sae
 
 
 @pytest.fixture(scope="session")

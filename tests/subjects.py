@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from interpscore.data import iter_texts, pack_tokens
-from interpscore.models import load_model
+from interpscore.subjects.data import iter_texts, pack_tokens
+from interpscore.subjects.models import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 D_MODEL = 64

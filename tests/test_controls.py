@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from interpscore.controls import random_init_like
-from interpscore.loading import load_sae
-from interpscore.models import load_model, parse_model_ref
+from interpscore.subjects.controls import random_init_like
+from interpscore.subjects.loading import load_sae
+from interpscore.subjects.models import load_model, parse_model_ref
 
 
 def test_rerandomized_variants_are_deterministic_and_keep_statistics(tiny_llama):

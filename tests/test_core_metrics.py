@@ -9,9 +9,9 @@ import pytest
 import subjects
 import torch
 
-from interpscore.data import iter_texts, pack_tokens
-from interpscore.evaluator import Evaluator, RunSettings
-from interpscore.loading import parse_sae_spec
+from interpscore.evaluation.evaluator import Evaluator
+from interpscore.evaluation.settings import RunSettings
+from interpscore.evaluation.shared_pass import run_shared_pass
 from interpscore.metrics import core
 from interpscore.metrics.stats import (
     SequenceStats,
@@ -19,8 +19,10 @@ from interpscore.metrics.stats import (
     percentile_interval,
     recentre,
 )
-from interpscore.models import load_model
-from interpscore.passes import run_core_pass
+from interpscore.subjects.data import iter_texts, pack_tokens
+from interpscore.subjects.loading import parse_sae_spec
+from interpscore.subjects.models import load_model
+from interpscore.suites.core import WINDOW_METRICS, CoreStatistics
 
 
 def test_explained_variance_hand_computed():
@@ -68,7 +70,7 @@ def test_streaming_sums_equal_in_memory_values():
             **core.reconstruction_sums(x[lo:hi], x_hat[lo:hi], mask[lo:hi]),
             **core.sparsity_sums(f[lo:hi], mask[lo:hi]),
         )
-    metrics = core.core_metrics()
+    metrics = core.SUM_METRICS
     xs, xhs, fs = x[mask], x_hat[mask], f[mask]
     assert core.evaluate(metrics["explained_variance"], stats.arrays) == pytest.approx(
         core.explained_variance(xs, xhs)
@@ -94,22 +96,22 @@ def test_kl_and_cross_entropy_hand_computed():
 
 
 def test_loss_scores_from_hand_sums():
-    metrics = core.core_metrics()
+    metrics = core.SUM_METRICS
     sums = {
         "ce_clean": np.array(2.0),
         "ce_sae": np.array(3.0),
         "ce_zero": np.array(6.0),
         "n_ce": np.array(1.0),
     }
-    assert metrics["ce_loss_score"].fn(sums) == pytest.approx(0.75)
-    assert metrics["loss_recovered"].fn({**sums, "ce_sae": np.array(7.0)}) == 0.0  # clipped
-    assert metrics["ce_loss_score"].fn({**sums, "ce_sae": np.array(7.0)}) == pytest.approx(-0.25)
+    assert metrics["ce_loss_score"](sums) == pytest.approx(0.75)
+    assert metrics["loss_recovered"]({**sums, "ce_sae": np.array(7.0)}) == 0.0  # clipped
+    assert metrics["ce_loss_score"]({**sums, "ce_sae": np.array(7.0)}) == pytest.approx(-0.25)
 
 
 def test_bootstrap_is_deterministic_and_brackets_the_value():
     rng = np.random.default_rng(0)
     arrays = {"sse": rng.random(50), "n_tok": np.full(50, 10.0)}
-    fn = core.core_metrics()["mse_per_token"].fn
+    fn = core.SUM_METRICS["mse_per_token"]
     a = bootstrap_replicates(fn, arrays, 500, seed=3)
     b = bootstrap_replicates(fn, arrays, 500, seed=3)
     assert np.array_equal(a, b)
@@ -122,10 +124,9 @@ def test_window_count_interval_is_recentred_on_the_value():
     """Each of 40 latents fires in one sequence only: every latent is alive on the window,
     but a resample misses ~37% of the sequences, so raw replicates sit near 0.63."""
     arrays = {"fired": np.eye(40)}
-    metric = core.core_metrics()["alive"]
-    assert metric.window
-    assert not core.core_metrics()["l0"].window
-    raw = bootstrap_replicates(metric.fn, arrays, 400, seed=0)
+    assert "alive" in WINDOW_METRICS
+    assert "l0" not in WINDOW_METRICS
+    raw = bootstrap_replicates(core.SUM_METRICS["alive"], arrays, 400, seed=0)
     assert percentile_interval(raw)[1] < 0.8
     low, high = percentile_interval(recentre(raw, 1.0))
     assert low < 1.0 < high
@@ -136,16 +137,18 @@ def _pass_for(tiny_llama, tiny_corpus, sae_dirs):
     lm = load_model(str(tiny_llama))
     site = lm.site(subjects.HOOK)
     window = pack_tokens(lm.tokenizer, iter_texts(str(tiny_corpus)), 2048, 64, "tiny")
-    from interpscore.loading import load_sae
+    from interpscore.subjects.loading import load_sae
 
     saes = {name: load_sae(str(path)).sae for name, path in sae_dirs.items()}
-    return run_core_pass(lm, site, window, saes, batch_size=8, downstream=True, show_progress=False)
+    result = run_shared_pass(
+        lm, site, window, saes, [CoreStatistics()], batch_size=8, show_progress=False
+    )
+    return {name: result.results["core"][name] for name in saes}
 
 
 def test_identity_sae_gives_perfect_scores(tiny_llama, tiny_corpus, tiny_saes):
-    result = _pass_for(tiny_llama, tiny_corpus, {"identity": tiny_saes["identity"]})
-    arrays = {**result.group, **result.per_sae["identity"]}
-    metrics = core.core_metrics()
+    arrays = _pass_for(tiny_llama, tiny_corpus, {"identity": tiny_saes["identity"]})["identity"]
+    metrics = core.SUM_METRICS
     value = {name: core.evaluate(m, arrays) for name, m in metrics.items()}
     assert value["explained_variance"] == pytest.approx(1.0, abs=1e-6)
     assert value["cossim"] == pytest.approx(1.0, abs=1e-6)
@@ -157,9 +160,8 @@ def test_identity_sae_gives_perfect_scores(tiny_llama, tiny_corpus, tiny_saes):
 
 
 def test_zero_sae_recovers_nothing(tiny_llama, tiny_corpus, tiny_saes):
-    result = _pass_for(tiny_llama, tiny_corpus, {"zero": tiny_saes["zero"]})
-    arrays = {**result.group, **result.per_sae["zero"]}
-    metrics = core.core_metrics()
+    arrays = _pass_for(tiny_llama, tiny_corpus, {"zero": tiny_saes["zero"]})["zero"]
+    metrics = core.SUM_METRICS
     assert core.evaluate(metrics["loss_recovered"], arrays) == 0.0
     assert core.evaluate(metrics["ce_loss_score"], arrays) == pytest.approx(0.0, abs=1e-6)
     assert core.evaluate(metrics["kl_div_score"], arrays) == pytest.approx(0.0, abs=1e-6)
@@ -167,10 +169,10 @@ def test_zero_sae_recovers_nothing(tiny_llama, tiny_corpus, tiny_saes):
 
 def test_special_tokens_are_masked_in_both_patched_passes(tiny_llama, tiny_corpus, tiny_saes):
     """The zero-ablation keeps BOS/EOS activations exactly as the SAE pass does."""
-    result = _pass_for(tiny_llama, tiny_corpus, {"zero": tiny_saes["zero"]})
+    arrays = _pass_for(tiny_llama, tiny_corpus, {"zero": tiny_saes["zero"]})["zero"]
     # A zero SAE splices zeros at ordinary tokens only; if ablation zeroed BOS too, the
     # two runs would differ and ce_sae would not equal ce_zero sequence by sequence.
-    np.testing.assert_allclose(result.per_sae["zero"]["ce_sae"], result.group["ce_zero"], rtol=1e-6)
+    np.testing.assert_allclose(arrays["ce_sae"], arrays["ce_zero"], rtol=1e-6)
 
 
 def test_trained_sae_beats_its_random_init_control(tiny_llama, tiny_corpus, tiny_saes):
@@ -182,8 +184,8 @@ def test_trained_sae_beats_its_random_init_control(tiny_llama, tiny_corpus, tiny
     evaluator = Evaluator(settings, [parse_sae_spec(str(tiny_saes["topk"]))])
     sid = "topk"
     for name in ("kl_div_score", "explained_variance"):
-        mine = evaluator.core_value(sid, name)
-        control = evaluator.core_value(evaluator.control_id(sid), name)
+        mine = evaluator.value(sid, name)
+        control = evaluator.value(evaluator.random_control_ref(sid), name)
         assert mine.value > control.value, name
         assert mine.ci95[0] <= mine.value <= mine.ci95[1]
     assert evaluator.passes[0].lm_forward_calls["clean_full"] == 8  # 64 sequences / batch 8

@@ -7,8 +7,8 @@ import lzma
 
 import pytest
 
-from interpscore.data import BUNDLED, iter_texts, pack_tokens
 from interpscore.errors import SpecError
+from interpscore.subjects.data import BUNDLED, iter_texts, pack_tokens
 
 
 @pytest.fixture(scope="module")

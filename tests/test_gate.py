@@ -9,8 +9,8 @@ import pytest
 
 from interpscore.cli import main as cli
 from interpscore.errors import BaselineError
-from interpscore.gate import Tolerances, compare, load_baseline, parse_tolerances
-from interpscore.report import SCHEMA
+from interpscore.results.gate import Tolerances, compare, load_report, parse_tolerances
+from interpscore.results.report import SCHEMA
 
 
 def _report(score=0.7, lr=0.9, lr_ci=(0.88, 0.92), version="0.0.1", ids=("a",)):
@@ -82,7 +82,7 @@ def test_baseline_of_another_schema_is_refused(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps({"version": "v0.0.1", "interp_score": 0.8}))
     with pytest.raises(BaselineError, match="has schema None"):
-        load_baseline(path)
+        load_report(path)
 
 
 def test_cli_gate_exit_codes(tmp_path, capsys):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from interpscore.controls import random_init_like
-from interpscore.ground_truth import SyntheticSettings, SyntheticWorld
 from interpscore.metrics.ground_truth import matched_correlation, mmcs
+from interpscore.subjects.controls import random_init_like
+from interpscore.subjects.synthetic import SyntheticSettings, SyntheticWorld
 
 
 def test_known_answers():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interpscore.errors import SpecError
-from interpscore.models import load_model
+from interpscore.subjects.models import load_model
 
 HOOKS = [
     "blocks.0.hook_resid_pre",

@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from interpscore.errors import SpecError
-from interpscore.evaluator import Evaluator, RunSettings
-from interpscore.loading import load_sae, parse_sae_spec, unique_ids
+from interpscore.evaluation.evaluator import Evaluator
+from interpscore.evaluation.settings import RunSettings
+from interpscore.subjects.loading import load_sae, parse_sae_spec, unique_ids
 
 
 def test_local_saelens_directory(tiny_saes):
@@ -173,8 +174,10 @@ def test_width_mismatch_fails_only_that_sae(tmp_path, tiny_llama, tiny_corpus, t
     with pytest.raises(
         SpecError, match=r"has d_in=32, but blocks\.1\.hook_resid_post .* has width 64"
     ):
-        evaluator.core("wrong")
-    assert evaluator.core_value("topk", "l0").value == pytest.approx(8.0)
+        evaluator.value("wrong", "l0")
+    with pytest.raises(SpecError, match="has d_in=32"):
+        evaluator.value("wrong", "sparse_probing")  # every family, not only the pass
+    assert evaluator.value("topk", "l0").value == pytest.approx(8.0)
 
 
 def _fake_hub_cache(root, repo_id, files):

@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
-from interpscore import models
 from interpscore.errors import SpecError
-from interpscore.models import ALIASES, GGUFAlias, load_model, parse_model_ref
+from interpscore.subjects import models
+from interpscore.subjects.models import ALIASES, GGUFAlias, load_model, parse_model_ref
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -65,7 +65,7 @@ def test_gguf_is_converted_once_and_a_truncated_cache_is_rebuilt(monkeypatch, tm
     expected = first.model(input_ids=ids).logits
     with weights.open("r+b") as handle:
         handle.truncate(1000)
-    with caplog.at_level(logging.WARNING, logger="interpscore.models"):
+    with caplog.at_level(logging.WARNING, logger="interpscore.subjects.models"):
         again = load_model("smollm2-135m")
     assert "incomplete; rebuilding" in caplog.text
     torch.testing.assert_close(again.model(input_ids=ids).logits, expected)
@@ -77,7 +77,7 @@ def test_unwritable_cache_falls_back_with_a_message(monkeypatch, tmp_path, caplo
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv(models.CACHE_ENV, str(blocker / "cache"))
-    with caplog.at_level(logging.WARNING, logger="interpscore.models"):
+    with caplog.at_level(logging.WARNING, logger="interpscore.subjects.models"):
         lm = load_model("smollm2-135m")
     assert "Cannot write the model cache" in caplog.text
     assert f"Set {models.CACHE_ENV}" in caplog.text

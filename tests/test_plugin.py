@@ -9,25 +9,12 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
+from interpscore.suites import metric_names
+
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[1]
-CORE_METRICS = [
-    "loss_recovered",
-    "ce_loss_score",
-    "kl_div_score",
-    "explained_variance",
-    "explained_variance_legacy",
-    "mse_per_token",
-    "mse_per_element",
-    "cossim",
-    "l2_ratio",
-    "relative_reconstruction_bias",
-    "l0",
-    "l1",
-    "dead_fraction",
-    "alive",
-    "l0_score",
-]
+CORE = metric_names("core")
+PROBING, TPP, ABSORPTION = (metric_names(s) for s in ("probing", "tpp", "absorption"))
 
 
 @pytest.fixture
@@ -72,12 +59,12 @@ def test_two_saes_give_every_core_metric_and_both_reports(pytester, bench, tiny_
     result = pytester.runpytest(
         *bench, f"--sae={tiny_saes['topk']}", f"--sae={tiny_saes['identity']}"
     )
-    result.assert_outcomes(passed=2 * 20)
+    result.assert_outcomes(passed=2 * len(CORE))
     report = _report(pytester)
     assert {s["id"] for s in report["saes"]} == {"topk", "identity"}
     for sae in report["saes"]:
         assert sae["status"] == "ok"
-        assert set(CORE_METRICS) <= set(sae["metrics"])
+        assert set(CORE) <= set(sae["metrics"])
         assert sae["partial"] is True
         assert sae["missing"] == ["sparse_probing", "tpp"]
         assert sae["metrics"]["alive"]["window"]["n_positions"] == 1024
@@ -153,11 +140,11 @@ def test_same_inputs_give_identical_values(pytester, bench, tiny_saes):
 def test_xdist_gives_the_same_values(pytester, bench, tiny_saes):
     args = [*bench, f"--sae={tiny_saes['topk']}", f"--sae={tiny_saes['identity']}"]
     pytester.runpytest_subprocess(*args, "--interpscore-json=serial.json").assert_outcomes(
-        passed=40
+        passed=2 * len(CORE)
     )
     pytester.runpytest_subprocess(
         *args, "-n", "2", "--interpscore-json=parallel.json"
-    ).assert_outcomes(passed=40)
+    ).assert_outcomes(passed=2 * len(CORE))
 
     def values(name):
         return {
@@ -175,7 +162,7 @@ def test_probing_and_tpp_complete_the_interpscore(pytester, bench, tiny_saes):
     result = pytester.runpytest(
         *bench, f"--sae={tiny_saes['topk']}", "--probe-examples=300", "--bootstrap=50"
     )
-    result.assert_outcomes(passed=20 + 7 + 9)
+    result.assert_outcomes(passed=len(CORE) + len(PROBING) + len(TPP))
     (sae,) = _report(pytester)["saes"]
     assert sae["partial"] is False
     assert sae["missing"] == []
@@ -201,7 +188,7 @@ def test_absorption_is_not_applicable_when_the_model_cannot_spell(pytester, benc
     result = pytester.runpytest(
         *bench, f"--sae={tiny_saes['topk']}", "--absorption-words=300", "test_absorption.py"
     )
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=len(ABSORPTION))
     (sae,) = _report(pytester)["saes"]
     entry = sae["metrics"]["absorption"]
     assert entry["status"] == "not_applicable"
@@ -213,7 +200,8 @@ def test_absorption_is_not_applicable_when_the_model_cannot_spell(pytester, benc
 
 def test_gate_passes_on_identical_rerun_and_fails_on_raised_baseline(pytester, bench, tiny_saes):
     args = [*bench, f"--sae={tiny_saes['topk']}", "-k", "explained_variance or l0"]
-    pytester.runpytest(*args, "--interpscore-json=base.json").assert_outcomes(passed=4)
+    selected = [m for m in CORE if "explained_variance" in m or "l0" in m]
+    pytester.runpytest(*args, "--interpscore-json=base.json").assert_outcomes(passed=len(selected))
     again = pytester.runpytest(
         *args, "--interpscore-baseline=base.json", "--interpscore-json=again.json"
     )
@@ -245,7 +233,7 @@ def test_model_level_controls_pair_with_their_sae_and_run_core_metrics(
     pytester, bench, tiny_saes, tiny_llama, tmp_path
 ):
     """An SAE on a re-randomized model, marked control_of, is reported as a model control."""
-    from interpscore.loading import load_sae
+    from interpscore.subjects.loading import load_sae
 
     control = load_sae(str(tiny_saes["topk"])).sae
     control_dir = tmp_path / "ctrl"
@@ -268,8 +256,11 @@ def test_model_level_controls_pair_with_their_sae_and_run_core_metrics(
         "-k",
         "l0 or sparse_probing_k1",
     )
-    # l0 and l0_score for both; sparse_probing_k1 and _k10 run for topk, skip for the control
-    result.assert_outcomes(passed=6, skipped=2)
+    # the core metrics named l0* run for both SAEs; sparse_probing_k1* run for topk and are
+    # skipped for the control (only core families run on randomized transformers)
+    n_core = len([m for m in CORE if "l0" in m])
+    n_probing = len([m for m in PROBING if "sparse_probing_k1" in m])
+    result.assert_outcomes(passed=2 * n_core + n_probing, skipped=n_probing)
     saes = {s["id"]: s for s in _report(pytester)["saes"]}
     assert saes["ctrl"]["model"] == f"{tiny_llama}::rerandomized-excl-emb@0"
     assert saes["ctrl"]["control_of"] == "topk"

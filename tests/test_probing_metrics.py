@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from interpscore.metrics import probing
-from interpscore.tasks import ProbingTask
+from interpscore.subjects.tasks import ProbingTask
 
 
 def _planted(n: int = 400, d: int = 64, seed: int = 0):

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from interpscore.cli import main as cli
-from interpscore.report import dumps, redact, render_markdown, write_atomic
+from interpscore.results.files import dumps, write_atomic
+from interpscore.results.markdown import render_markdown
+from interpscore.results.report import redact
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,6 +37,17 @@ def test_credentials_are_redacted_from_the_recorded_command():
         "hf_zzzzzzzzzzzzzz",
     ]
     assert redact(argv) == ["pytest", "--sae=org/repo", "<redacted>", "<redacted>", "<redacted>"]
+    # the program's path is the machine's: only its name is recorded
+    assert redact(["/home/someone/.venv/bin/pytest", "benchmarks"]) == ["pytest", "benchmarks"]
+
+
+def test_zoo_paths_are_recorded_relative_to_the_working_directory(monkeypatch, tmp_path):
+    from interpscore.subjects.zoo import display_path
+
+    (tmp_path / "fixtures" / "saes" / "a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert display_path(tmp_path / "fixtures" / "saes" / "a") == "fixtures/saes/a"
+    assert display_path(Path("/elsewhere/b")) == "/elsewhere/b"
 
 
 def test_cli_score_reproduces_the_leaderboard(capsys):

@@ -18,14 +18,15 @@ pure: arrays in, per-sequence sums out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 
-from interpscore.formula import DEFAULT_L0_TARGET
+from interpscore.metrics.l0 import DEFAULT_L0_TARGET, l0_score
 from interpscore.metrics.stats import Sums, weighted_sums
+
+SumMetric = Callable[[Sums], np.ndarray]
 
 EPS = 1e-12
 LOSS_RECOVERED_FLOOR = 1e-8
@@ -142,11 +143,11 @@ def _l0(s: Sums) -> np.ndarray:
     return s["l0_sum"] / s["n_tok"]
 
 
-def _ce(key: str) -> Callable[[Sums], np.ndarray]:
+def _ce(key: str) -> SumMetric:
     return lambda s: s[key] / s["n_ce"]
 
 
-def _kl(key: str) -> Callable[[Sums], np.ndarray]:
+def _kl(key: str) -> SumMetric:
     return lambda s: s[key] / s["n_kl"]
 
 
@@ -169,104 +170,40 @@ def _alive(s: Sums) -> np.ndarray:
     return (s["fired"] > 0).mean(axis=-1)
 
 
-def _l0_score(target: float) -> Callable[[Sums], np.ndarray]:
-    def fn(s: Sums) -> np.ndarray:
-        l0 = np.asarray(_l0(s), dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.minimum(l0 / target, target / l0)
-        return np.where(l0 > 0, score, np.where(np.isnan(l0), np.nan, 0.0))
-
-    return fn
+def l0_score_of_sums(target: float = DEFAULT_L0_TARGET) -> SumMetric:
+    """``l0_score`` (see :func:`interpscore.metrics.l0.l0_score`) from the L0 sums."""
+    return lambda s: l0_score(_l0(s), target)
 
 
-WINDOW_METRICS = frozenset({"alive", "dead_fraction"})
+#: Every core metric as a function of per-unit sums (``l0_score`` at the default target).
+SUM_METRICS: dict[str, SumMetric] = {
+    "loss_recovered": _loss_recovered,
+    "ce_loss_score": _ce_loss_score,
+    "kl_div_score": _kl_div_score,
+    "ce_loss_clean": _ce("ce_clean"),
+    "ce_loss_with_sae": _ce("ce_sae"),
+    "ce_loss_with_ablation": _ce("ce_zero"),
+    "kl_div_with_sae": _kl("kl_sae"),
+    "kl_div_with_ablation": _kl("kl_zero"),
+    "explained_variance": _explained_variance,
+    "explained_variance_legacy": lambda s: s["ev_legacy_sum"] / s["n_tok"],
+    "mse_per_token": lambda s: s["sse"] / s["n_tok"],
+    "mse_per_element": lambda s: s["sse"] / (s["n_tok"] * s["sum_x"].shape[-1]),
+    "cossim": lambda s: s["cos_sum"] / s["n_tok"],
+    "l2_ratio": lambda s: s["l2_ratio_sum"] / s["n_tok"],
+    "relative_reconstruction_bias": lambda s: s["xhat_sq"] / s["x_dot_xhat"],
+    "l0": _l0,
+    "l1": lambda s: s["l1_sum"] / s["n_tok"],
+    "alive": _alive,
+    "dead_fraction": lambda s: 1.0 - _alive(s),
+    "l0_score": l0_score_of_sums(),
+}
 
 
-@dataclass(frozen=True)
-class CoreMetric:
-    """A core metric: how to compute it from sums, and whether it needs LM loss passes.
-
-    ``window`` marks counts over the whole window (a latent ever firing): a bootstrap
-    resample holds only ~63% distinct sequences, so its replicates are biased low and
-    their interval must be re-centred on the value.
-    """
-
-    name: str
-    fn: Callable[[Sums], np.ndarray]
-    downstream: bool
-    description: str
-    window: bool = False
-
-
-def core_metrics(l0_target: float = DEFAULT_L0_TARGET) -> dict[str, CoreMetric]:
-    """All core metrics by report key (``l0_score`` uses the formula's L0 target)."""
-    table = [
-        (
-            "loss_recovered",
-            _loss_recovered,
-            True,
-            "(CE_zero − CE_sae)/max(CE_zero − CE_clean, 1e-8), clipped to [0, 1]",
-        ),
-        (
-            "ce_loss_score",
-            _ce_loss_score,
-            True,
-            "(CE_zero − CE_sae)/(CE_zero − CE_clean), unclipped",
-        ),
-        ("kl_div_score", _kl_div_score, True, "(KL_zero − KL_sae)/KL_zero"),
-        ("ce_loss_clean", _ce("ce_clean"), True, "mean next-token CE of the clean model (nats)"),
-        ("ce_loss_with_sae", _ce("ce_sae"), True, "mean CE with the SAE reconstruction spliced in"),
-        ("ce_loss_with_ablation", _ce("ce_zero"), True, "mean CE with the hook zeroed"),
-        ("kl_div_with_sae", _kl("kl_sae"), True, "mean KL(clean || SAE-patched)"),
-        ("kl_div_with_ablation", _kl("kl_zero"), True, "mean KL(clean || zero-ablated)"),
-        (
-            "explained_variance",
-            _explained_variance,
-            False,
-            "1 − Σ‖x−x̂‖²/Σ‖x−x̄‖², x̄ over all tokens",
-        ),
-        (
-            "explained_variance_legacy",
-            lambda s: s["ev_legacy_sum"] / s["n_tok"],
-            False,
-            "mean over tokens of 1 − ‖x−x̂‖²/‖x−x̄_batch‖²",
-        ),
-        ("mse_per_token", lambda s: s["sse"] / s["n_tok"], False, "mean over tokens of ‖x−x̂‖²"),
-        (
-            "mse_per_element",
-            lambda s: s["sse"] / (s["n_tok"] * s["sum_x"].shape[-1]),
-            False,
-            "mean over tokens and dimensions of (x−x̂)²",
-        ),
-        ("cossim", lambda s: s["cos_sum"] / s["n_tok"], False, "mean cos(x, x̂)"),
-        ("l2_ratio", lambda s: s["l2_ratio_sum"] / s["n_tok"], False, "mean ‖x̂‖/‖x‖"),
-        (
-            "relative_reconstruction_bias",
-            lambda s: s["xhat_sq"] / s["x_dot_xhat"],
-            False,
-            "E‖x̂‖² / E⟨x, x̂⟩",
-        ),
-        ("l0", _l0, False, "mean number of non-zero latents per token"),
-        ("l1", lambda s: s["l1_sum"] / s["n_tok"], False, "mean Σ|f| per token"),
-        ("alive", _alive, False, "fraction of latents that fire at least once on the window"),
-        (
-            "dead_fraction",
-            lambda s: 1.0 - _alive(s),
-            False,
-            "fraction of latents that never fire on the window",
-        ),
-        ("l0_score", _l0_score(l0_target), False, f"min(L0/{l0_target:g}, {l0_target:g}/L0)"),
-    ]
-    return {
-        name: CoreMetric(name, fn, down, desc, window=name in WINDOW_METRICS)
-        for name, fn, down, desc in table
-    }
-
-
-def evaluate(metric: CoreMetric, arrays: dict[str, np.ndarray]) -> float:
-    """The metric's value over all units."""
+def evaluate(metric: SumMetric, arrays: Mapping[str, np.ndarray]) -> float:
+    """A metric of sums, over all units."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(metric.fn(weighted_sums(arrays, None)))
+        return float(metric(weighted_sums(arrays, None)))
 
 
 def _single(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -289,7 +226,7 @@ def metric_from_arrays(
         arrays |= reconstruction_sums(x, _single(x_hat)[0], mask)
     if f is not None:
         arrays |= sparsity_sums(_single(f)[0], mask)
-    return evaluate(core_metrics()[name], arrays)
+    return evaluate(SUM_METRICS[name], arrays)
 
 
 def explained_variance(x: torch.Tensor, x_hat: torch.Tensor) -> float:

@@ -9,7 +9,7 @@ values do not depend on how units were batched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -38,35 +38,12 @@ class SequenceStats:
             self._parts = {}
         return self._frozen
 
-    @property
-    def n_units(self) -> int:
-        arrays = self.arrays
-        return int(next(iter(arrays.values())).shape[0]) if arrays else 0
-
-    def sums(
-        self, weights: np.ndarray | None = None, names: Iterable[str] | None = None
-    ) -> dict[str, np.ndarray]:
-        """Weighted sums over units. ``weights`` is (n_units,) or (n_resamples, n_units)."""
-        arrays = self.arrays
-        selected = arrays if names is None else {k: arrays[k] for k in names}
-        return weighted_sums(selected, weights)
-
-
-def merge(*stats: SequenceStats) -> dict[str, np.ndarray]:
-    """One flat mapping of arrays from several SequenceStats over the same units."""
-    merged: dict[str, np.ndarray] = {}
-    for s in stats:
-        merged.update(s.arrays)
-    sizes = {v.shape[0] for v in merged.values()}
-    if len(sizes) > 1:
-        raise ValueError(f"statistics disagree on the number of units: {sorted(sizes)}")
-    return merged
-
 
 def weighted_sums(
     arrays: Mapping[str, np.ndarray], weights: np.ndarray | None
 ) -> dict[str, np.ndarray]:
-    """Like :meth:`SequenceStats.sums` for a plain mapping of unit-first arrays."""
+    """Sums over the unit axis of unit-first arrays, plain (``weights`` None) or weighted by
+    ``weights`` of shape (n_units,) or (n_resamples, n_units)."""
     out: dict[str, np.ndarray] = {}
     for key, arr in arrays.items():
         flat = arr.reshape(arr.shape[0], -1)

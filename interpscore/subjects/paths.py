@@ -15,7 +15,7 @@ def fixtures_dir() -> Path:
     if os.environ.get(FIXTURES_ENV):
         path = Path(os.environ[FIXTURES_ENV])
     else:
-        path = Path(__file__).resolve().parents[1] / "fixtures"
+        path = Path(__file__).resolve().parents[2] / "fixtures"
     if not path.is_dir():
         raise SpecError(
             f"The bundled fixtures folder {path} does not exist.",

@@ -75,7 +75,9 @@ def apply_model_variant(model: nn.Module, variant: str, seed: int) -> None:
     elif variant == "noise-embeddings":
         model.get_input_embeddings().register_forward_hook(_noise_hook(seed))
     else:
-        raise SpecError(f"Unknown model variant {variant!r}.", "see interpscore.models.VARIANTS.")
+        raise SpecError(
+            f"Unknown model variant {variant!r}.", "see interpscore.subjects.models.VARIANTS."
+        )
 
 
 def random_init_like(sae: nn.Module, seed: int) -> nn.Module:

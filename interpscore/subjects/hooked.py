@@ -132,10 +132,6 @@ class HookedLM:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    @property
-    def special_token_ids(self) -> list[int]:
-        return sorted(set(self.tokenizer.all_special_ids))
-
     def site(self, hook_name: str) -> HookSite:
         """Resolve a hook name; the error names the valid layer range and forms."""
         match = _TL_HOOK.match(hook_name)

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from interpscore.hooked import HookedLM, HookSite
-from interpscore.tasks import ProbingTask
+from interpscore.subjects.hooked import HookedLM, HookSite
+from interpscore.subjects.tasks import ProbingTask
+from interpscore.subjects.tokens import bos_id, boundary_ids, special_ids
 
 
 @dataclass
@@ -66,11 +67,7 @@ def segment_mean(
 
 def tokenize_texts(lm: HookedLM, texts: list[str], max_tokens: int) -> list[list[int]]:
     """BOS + the first ``max_tokens - 1`` tokens of each text (at least one real token)."""
-    bos = (
-        lm.tokenizer.bos_token_id
-        if lm.tokenizer.bos_token_id is not None
-        else lm.tokenizer.eos_token_id
-    )
+    bos = bos_id(lm.tokenizer)
     encoded = lm.tokenizer(texts, add_special_tokens=False)["input_ids"]
     out = []
     for text, ids in zip(texts, encoded, strict=True):
@@ -93,8 +90,8 @@ def collect(
     across padding since the model is causal and padded positions are dropped)."""
     start = time.perf_counter()
     sequences = tokenize_texts(lm, task.texts, max_tokens)
-    special = set(lm.special_token_ids)
-    pad = lm.tokenizer.eos_token_id if lm.tokenizer.eos_token_id is not None else 0
+    special = set(special_ids(lm.tokenizer))
+    pad = boundary_ids(lm.tokenizer)[1]
     order = np.argsort([len(s) for s in sequences], kind="stable")
     per_text: list[torch.Tensor | None] = [None] * len(sequences)
     batches = range(0, len(order), batch_size)

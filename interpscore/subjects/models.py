@@ -3,7 +3,7 @@
 A model reference is ``BASE[::VARIANT@SEED]``. ``BASE`` is an alias (``smollm2-135m``),
 a ``.gguf`` file, a local ``from_pretrained`` directory, or a hub id ``org/name[@rev]``.
 ``VARIANT`` names a randomized control built deterministically from the trained
-weights (see :mod:`interpscore.controls`).
+weights (see :mod:`interpscore.subjects.controls`).
 
 GGUF files are dequantized once into a safetensors copy in the user cache
 (``$INTERPSCORE_CACHE``, else ``$XDG_CACHE_HOME/interpscore``, else
@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from interpscore.errors import SpecError
-from interpscore.hooked import HookedLM
+from interpscore.subjects.hooked import HookedLM
 
-log = logging.getLogger("interpscore.models")
+log = logging.getLogger("interpscore.subjects.models")
 
 CACHE_ENV = "INTERPSCORE_CACHE"
 _MARKER = "interpscore-complete.json"
@@ -261,7 +261,7 @@ def load_model(
     model, tokenizer = _resolve_base(ref.base, trust_remote_code)
     model = model.to(device)
     if ref.variant is not None:
-        from interpscore.controls import apply_model_variant
+        from interpscore.subjects.controls import apply_model_variant
 
         apply_model_variant(model, ref.variant, ref.seed)
     return HookedLM(model, tokenizer, name=str(ref))

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from interpscore.controls import random_init_like
 from interpscore.metrics.core import metric_from_arrays
 from interpscore.metrics.ground_truth import matched_correlation, mmcs
-from interpscore.training import TrainRecipe, train_sae
+from interpscore.subjects.controls import random_init_like
+from interpscore.subjects.training import TrainRecipe, train_sae
 
 #: Sparsity settings per architecture, chosen for a true L0 of about 4.
 RECIPES: dict[str, dict[str, Any]] = {

@@ -3,12 +3,10 @@ and the sparsity / fidelity trade-off (L0 against loss recovered)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from interpscore.report import publish
+from interpscore.results.files import save_atomic
 
 
 def plot_report(report: dict[str, Any], path: Path) -> Path | None:
@@ -36,9 +34,9 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
         ci = sae.get("interp_score_ci95")
         if ci:
             bars.plot(ci, [row, row], color="black", lw=1)
-        for control, block in (sae.get("controls") or {}).items():
+        for block in (sae.get("controls") or {}).values():
             if block.get("interp_score") is not None:
-                marker = "x" if control.endswith("#random-init") else "D"
+                marker = "x" if block.get("kind") == "random-init" else "D"
                 bars.plot(block["interp_score"], row, marker=marker, color="black", ms=6, ls="none")
     bars.set_xlabel(
         f"InterpScore v{report['formula']['version']} (x: random-init control, ◆: model control)"
@@ -60,14 +58,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
     trade.set_ylabel("loss recovered")
     trade.axvline(report["formula"].get("l0_target", 80), color="grey", ls=":", lw=1)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        publish(tmp, path)
+        save_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from interpscore.errors import SpecError
-from interpscore.paths import tasks_dir
+from interpscore.subjects.paths import tasks_dir
 
 BUNDLED_TASKS = ("wordnet_topic", "code_language", "vader_sentiment")
 DEFAULT_TASKS = ",".join(BUNDLED_TASKS)
@@ -276,6 +276,30 @@ def split_specs(values: list[str]) -> list[str]:
     for value in values:
         out.extend([value] if "#" in value else [p.strip() for p in value.split(",") if p.strip()])
     return out
+
+
+def check_task_spec(spec: str) -> str:
+    """Refuse a task spec of no known form (without loading anything)."""
+    body = spec.partition("#")[0]
+    if spec in BUNDLED_TASKS or spec in PREDEFINED or body.startswith("hf:"):
+        return spec
+    if body.startswith("file:"):
+        if not Path(body[5:]).expanduser().is_file():
+            raise SpecError(f"Probing task file {body[5:]} does not exist.", "check the path.")
+        return spec
+    raise SpecError(
+        f"Unknown probing task {spec!r}.",
+        f"use {', '.join(BUNDLED_TASKS)}, {', '.join(PREDEFINED)}, file:PATH or "
+        "hf:ID#text=COL,label=COL.",
+    )
+
+
+def task_specs(value: str) -> tuple[str, ...]:
+    """One ``--probing-tasks`` value as checked task specs."""
+    specs = tuple(check_task_spec(spec) for spec in split_specs([value]))
+    if not specs:
+        raise SpecError("--probing-tasks is empty.", f"use e.g. {DEFAULT_TASKS}.")
+    return specs
 
 
 def load_tasks(values: list[str]) -> list[ProbingTask]:

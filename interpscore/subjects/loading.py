@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 
 from interpscore.errors import SpecError
-from interpscore.models import ModelRef, parse_model_ref
+from interpscore.subjects.models import ModelRef, parse_model_ref
 
 SpecKind = Literal["saelens-dir", "dictionary-learning-dir", "hub", "saelens-release"]
 

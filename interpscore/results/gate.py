@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from interpscore.errors import BaselineError
-from interpscore.report import SCHEMA, regression_table
+from interpscore.formula import known_components
+from interpscore.results.markdown import regression_table
+from interpscore.results.report import SCHEMA
 
 SCORE = "interp_score"
 
@@ -34,7 +36,8 @@ class Tolerances:
         return self.per_name.get(name, self.default)
 
 
-def _tolerance(text: str, what: str) -> float:
+def parse_tolerance(text: str, what: str = "--gate-tolerance") -> float:
+    """An allowed drop: a finite number of 0 or more."""
     try:
         value = float(text)
     except ValueError as exc:
@@ -46,39 +49,50 @@ def _tolerance(text: str, what: str) -> float:
     return value
 
 
+def parse_tolerance_item(text: str) -> tuple[str, float]:
+    """``NAME=X``, where NAME is ``interp_score`` or a formula component."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise BaselineError(
+            f"--gate-tolerance-for {text!r} is not NAME=VALUE.", "write e.g. tpp=0.05."
+        )
+    known = [SCORE, *known_components()]
+    if name not in known:
+        raise BaselineError(
+            f"--gate-tolerance-for names {name!r}, which the gate never compares.",
+            f"use interp_score or a component: {', '.join(known[1:])}.",
+        )
+    return name, parse_tolerance(value, f"--gate-tolerance-for {name}")
+
+
 def parse_tolerances(
     default: str | float, per_name: list[str], use_intervals: bool = True
 ) -> Tolerances:
     """Validate ``--gate-tolerance`` and ``--gate-tolerance-for NAME=VALUE`` values."""
-    table = {}
-    for item in per_name:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise BaselineError(
-                f"--gate-tolerance-for {item!r} is not NAME=VALUE.", "write e.g. tpp=0.05."
-            )
-        table[name.strip()] = _tolerance(value, f"--gate-tolerance-for {name}")
-    return Tolerances(_tolerance(str(default), "--gate-tolerance"), table, use_intervals)
+    table = dict(parse_tolerance_item(item) for item in per_name)
+    return Tolerances(parse_tolerance(str(default)), table, use_intervals)
 
 
-def load_baseline(path: str | Path) -> dict[str, Any]:
-    """Read a baseline report; refuse files that are not interpscore reports of this schema."""
+def load_report(path: str | Path, role: str = "Report") -> dict[str, Any]:
+    """Read a report (a baseline or a new run); refuse files that are not interpscore
+    reports of this schema."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
         raise BaselineError(
-            f"Cannot read baseline {path}: {exc.strerror}.", "check the path."
+            f"Cannot read {role.lower()} {path}: {exc.strerror}.", "check the path."
         ) from exc
     except json.JSONDecodeError as exc:
         raise BaselineError(
-            f"Baseline {path} is not JSON ({exc.msg}).", "pass an interpscore.json."
+            f"{role} {path} is not JSON ({exc.msg}).", "pass an interpscore.json."
         ) from exc
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != SCHEMA:
         raise BaselineError(
-            f"Baseline {path} has schema {schema!r}; this harness compares {SCHEMA!r}.",
-            "regenerate the baseline with this version of interpscore.",
+            f"{role} {path} has schema {schema!r}; this harness compares {SCHEMA!r}.",
+            "regenerate it with this version of interpscore.",
         )
     return data
 

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from interpscore.errors import SpecError
-from interpscore.paths import bundled_corpus
+from interpscore.subjects.paths import bundled_corpus
+from interpscore.subjects.tokens import boundary_ids, special_ids
 
 BUNDLED = "bundled"
 TEXT_COLUMNS = ("text", "content", "sentence")
@@ -52,6 +53,20 @@ class TokenWindow:
     def n_tokens(self) -> int:
         """Positions that enter the statistics (special tokens excluded)."""
         return int((~self.special).sum())
+
+    def head(self, n_sequences: int) -> TokenWindow:
+        """The first ``n_sequences`` rows (a smaller window packed from the same text)."""
+        return TokenWindow(self.tokens[:n_sequences], self.special[:n_sequences], self.dataset)
+
+    def describe(self) -> dict[str, Any]:
+        """What a report says about the window behind a metric."""
+        return {
+            "dataset": self.dataset,
+            "n_sequences": self.n_sequences,
+            "context_len": self.context_len,
+            "n_positions": self.n_positions,
+            "n_tokens": self.n_tokens,
+        }
 
 
 def _open_text(path: Path):
@@ -157,22 +172,6 @@ def iter_texts(dataset: str) -> Iterator[str]:
     return _iter_hub(dataset)
 
 
-def special_ids(tokenizer: Any) -> list[int]:
-    """Ids that are masked: the tokenizer's special tokens."""
-    return sorted(set(tokenizer.all_special_ids))
-
-
-def _boundary_ids(tokenizer: Any) -> tuple[int, int]:
-    bos = tokenizer.bos_token_id
-    eos = tokenizer.eos_token_id
-    if bos is None and eos is None:
-        raise SpecError(
-            "The tokenizer has neither a BOS nor an EOS token.",
-            "use a tokenizer with special tokens for sequence boundaries.",
-        )
-    return (bos if bos is not None else eos), (eos if eos is not None else bos)
-
-
 def pack_tokens(
     tokenizer: Any,
     texts: Iterable[str],
@@ -195,7 +194,7 @@ def pack_tokens(
     n_rows = -(-n_positions // context_len)
     body = context_len - 1
     needed = n_rows * body
-    bos, eos = _boundary_ids(tokenizer)
+    bos, eos = boundary_ids(tokenizer)
     stream: list[int] = []
     batch: list[str] = []
     iterator = iter(texts)

@@ -1,0 +1,1 @@
+"""Results: typed records, their collection into reports, Markdown, figures, the gate."""

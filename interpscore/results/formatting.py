@@ -1,0 +1,37 @@
+"""How numbers and intervals are written in Markdown and on the terminal."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A value for a table cell: — for missing, 3 decimals, or 3 significant digits when tiny
+    or huge."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def ci_text(ci: list[float] | tuple[float, float] | None) -> str:
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+
+
+def score_text(block: dict[str, Any]) -> str:
+    """An InterpScore with its interval; ≥ in front when it is partial (a lower bound)."""
+    if block.get("interp_score") is None:
+        return "—"
+    text = ("≥" if block.get("partial") else "") + fmt(block["interp_score"])
+    return f"{text} {ci_text(block.get('interp_score_ci95'))}".strip()
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that puts k2 before k10 and @5 before @50."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
