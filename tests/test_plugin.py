@@ -32,7 +32,7 @@ def bench(pytester: pytest.Pytester, tiny_corpus: Path):
     ]
 
 
-def _report(pytester: pytest.Pytester, name: str = "reports/interpscore.json") -> dict:
+def _report(pytester: pytest.Pytester, name: str = "reports/runs/interpscore.json") -> dict:
     return json.loads((pytester.path / name).read_text())
 
 
@@ -80,7 +80,9 @@ def test_two_saes_give_every_core_metric_and_both_reports(pytester, bench, tiny_
         "topk",
         "topk#random-init",
     ]
-    markdown = (pytester.path / "reports" / "interpscore.md").read_text()
+    markdown = (pytester.path / "reports" / "runs" / "interpscore.md").read_text()
+    # a plain run writes under reports/runs/, never over a committed reference
+    assert not (pytester.path / "reports" / "interpscore.json").exists()
     assert "| # | SAE |" in markdown
     assert "### topk" in markdown
 

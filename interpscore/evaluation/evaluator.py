@@ -75,6 +75,9 @@ class HookGroup:
     def progress(self) -> AbstractContextManager[Any]:
         return self.evaluator.progress()
 
+    def run_state(self, suite: str) -> Any:
+        return self.evaluator.run_state(suite)
+
     def pass_result(self, key: str, accumulator: str) -> Any:
         """An SAE's result from an accumulator, running a pass when it has not run yet."""
         if key not in self.errors and accumulator not in self.results:
@@ -123,6 +126,7 @@ class Subject:
     sae: nn.Module
     group: HookGroup
     suite: str
+    is_control: bool
 
     @property
     def run(self) -> RunSettings:
@@ -164,7 +168,7 @@ class Evaluator:
         self._windows: dict[tuple[Any, ...], TokenWindow] = {}
         self._groups: dict[tuple[str, str], HookGroup | BaseException] = {}
         self._controls: dict[str, nn.Module] = {}
-        self._values: dict[tuple[SubjectRef, str], MetricValue] = {}
+        self._values: dict[tuple[SubjectRef, str], MetricValue | InterpScoreError] = {}
         self._run_states: dict[str, Any] = {}
         self.passes: list[PassInfo] = []
         self._reported_passes = 0
@@ -336,11 +340,15 @@ class Evaluator:
     def skip_reason(self, subject: SubjectRef | str, metric: str) -> str | None:
         """Why a metric is not run for a subject (None when it is).
 
-        SAEs on randomized transformers get the families marked ``on_model_controls`` unless
+        A family may switch a metric off through its settings (``Suite.skip_reason``). SAEs on
+        randomized transformers get the families marked ``on_model_controls`` unless
         ``--model-control-metrics=all``: the others need separate passes over their data on
         each randomized model.
         """
         suite = self.registry.suite_of(metric)
+        switched_off = suite.skip_reason(self.suite_settings(suite.name), metric)
+        if switched_off is not None:
+            return switched_off
         if self.settings.control_metrics == "all" or suite.on_model_controls:
             return None
         loaded = self.sae(self.ref(subject).sae_id)
@@ -364,24 +372,31 @@ class Evaluator:
                 raise KeyError(f"suite {suite.name} did not compute {metric}")
             for name, value in computed.items():
                 declared = self.registry.metric(name)
+                if isinstance(value, InterpScoreError):
+                    self._values.setdefault((ref, name), value)
+                    continue
                 if value.replicates is not None and value.unit != declared.ci_unit:
                     raise ValueError(
                         f"{name}: replicates over {value.unit!r}, declared {declared.ci_unit!r}"
                     )
                 self._values.setdefault((ref, name), value)
-        return self._values[(ref, metric)]
+        value = self._values[(ref, metric)]
+        if isinstance(value, InterpScoreError):
+            raise value
+        return value
 
     def _subject(self, ref: SubjectRef, suite: Suite) -> Subject:
         group = self.group(ref.sae_id)
         if ref.key in group.errors:
             raise group.errors[ref.key]
-        return Subject(ref, self.module(ref), group, suite.name)
+        is_control = ref.control is not None or self.sae(ref.sae_id).control_of is not None
+        return Subject(ref, self.module(ref), group, suite.name, is_control)
 
     def run_state(self, suite: str) -> Any:
         """The state of a run-level family (ground truth's synthetic world), built once."""
         if suite not in self._run_states:
-            family = self.registry.suite(suite)
-            self._run_states[suite] = family.prepare_run(self.settings, self.suite_settings(suite))
+            with self.progress():
+                self._run_states[suite] = self.registry.suite(suite).prepare_run(self)
         return self._run_states[suite]
 
     # Measuring -----------------------------------------------------------------------
@@ -426,6 +441,8 @@ class Evaluator:
             controls[control.key] = compare(result, theirs, kind)
             if component and theirs.replicates is not None:
                 control_reps[control.key] = theirs.replicates.tolist()
+        for name, null in result.nulls.items():
+            controls[name] = compare(result, null, "null")
         return MetricRecord(
             sae=sae_id,
             metric=metric,

@@ -52,10 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     REGISTRY.on_register(late, key="pytest-options")
     group.addoption(
         "--interpscore-json",
-        default="reports/interpscore.json",
+        default="reports/runs/interpscore.json",
         metavar="PATH",
         help="Where to write the JSON report; the Markdown and figure go beside it (default: "
-        "reports/interpscore.json).",
+        "reports/runs/interpscore.json; the committed reference reports/interpscore.json is "
+        "only written when named here).",
     )
     group.addoption(
         "--interpscore-baseline",

@@ -49,8 +49,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for sae in report["saes"]:
         lines += _breakdown(sae, formula)
     for suite in REGISTRY.suites():
-        if not suite.per_sae:
-            lines += suite.render_markdown(report.get(suite.name) or [])
+        lines += suite.markdown(report)
     lines += _gate_section(report)
     lines += _passes_section(run.get("passes") or [])
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ import numpy as np
 from interpscore.metrics.stats import percentile_interval
 
 Status = Literal["passed", "not_applicable", "failed", "skipped"]
-ControlKind = Literal["random-init", "model"]
+ControlKind = Literal["random-init", "model", "null"]
 RANDOM_INIT: ControlKind = "random-init"
 
 
@@ -50,6 +50,8 @@ class MetricValue:
 
     ``applicable`` is False when a metric's precondition fails (for example a model that
     cannot do the absorption task); ``value`` is then None and ``details`` say why.
+    ``nulls`` are the same metric under null conditions the family builds itself (autointerp
+    scores another latent's explanation on the same examples), compared like controls.
     """
 
     value: float | None
@@ -57,6 +59,7 @@ class MetricValue:
     unit: str = "sequence"
     details: dict[str, Any] = field(default_factory=dict)
     applicable: bool = True
+    nulls: dict[str, MetricValue] = field(default_factory=dict)
 
     @classmethod
     def not_applicable(cls, reason: str, **details: Any) -> MetricValue:

@@ -14,6 +14,7 @@ runs an evaluation needs:
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -99,6 +100,13 @@ def find_decoder_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList
         f"Cannot find the decoder layers of {type(model).__name__}.",
         f"use a model whose layers live at one of {', '.join(_LAYER_LIST_PATHS)}.",
     )
+
+
+def with_cache(module: nn.Module, cache: Any) -> dict[str, Any]:
+    """Keyword arguments that hand a key/value cache to ``module.forward``: ``cache`` where
+    transformers names it so (5.x), ``past_key_values`` before."""
+    parameters = inspect.signature(module.forward).parameters
+    return {"cache" if "cache" in parameters else "past_key_values": cache, "use_cache": True}
 
 
 class HookedLM:
@@ -229,16 +237,12 @@ class HookedLM:
         with self._capture(site, store, stop=True), suppress(_StopForward):
             self.n_forward_calls += 1
             self.model(
-                input_ids=torch.tensor([prefix], device=device),
-                past_key_values=cache,
-                use_cache=True,
+                input_ids=torch.tensor([prefix], device=device), **with_cache(self.model, cache)
             )
         cache.batch_repeat_interleave(len(last_tokens))
         with self._capture(site, store, stop=True), suppress(_StopForward):
             self.n_forward_calls += 1
-            self.model(
-                input_ids=last_tokens.to(device)[:, None], past_key_values=cache, use_cache=True
-            )
+            self.model(input_ids=last_tokens.to(device)[:, None], **with_cache(self.model, cache))
         return store["acts"][:, -1]
 
     @torch.inference_mode()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from interpscore.suites.absorption import AbsorptionSuite
 from interpscore.suites.abstractness import AbstractnessSuite
-from interpscore.suites.base import GroupContext, MetricSpec, SubjectContext, Suite
+from interpscore.suites.autointerp import AutointerpSuite
+from interpscore.suites.base import GroupContext, MetricSpec, RunContext, SubjectContext, Suite
 from interpscore.suites.core import CoreSuite
 from interpscore.suites.ground_truth import GroundTruthSuite
 from interpscore.suites.probing import ProbingSuite
@@ -30,6 +31,7 @@ for _suite in (
     TppSuite(),
     AbsorptionSuite(),
     AbstractnessSuite(),
+    AutointerpSuite(),
     GroundTruthSuite(),
 ):
     REGISTRY.register(_suite)
@@ -48,6 +50,7 @@ __all__ = [
     "GroupContext",
     "MetricSpec",
     "Registry",
+    "RunContext",
     "SubjectContext",
     "Suite",
     "metric_names",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from torch import nn
 
+from interpscore.errors import InterpScoreError
 from interpscore.results.records import MetricValue, SubjectRef
 from interpscore.settings import to_dict
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from interpscore.evaluation.shared_pass import Accumulator
     from interpscore.subjects.data import TokenWindow
     from interpscore.subjects.hooked import HookedLM, HookSite
+    from interpscore.subjects.models import ModelRef
 
 Direction = Literal["higher", "lower", "none"]
 CiUnit = Literal["sequence", "example", "word", "letter", "latent", "prompt"]
@@ -71,6 +73,21 @@ class GroupContext(Protocol):
     def progress(self) -> AbstractContextManager[Any]:
         """A context in which progress bars are shown."""
 
+    def run_state(self, suite: str) -> Any:
+        """A suite's session-wide state (see :meth:`Suite.prepare_run`), built once."""
+
+
+class RunContext(Protocol):
+    """What a family's session-wide state is built from."""
+
+    settings: RunSettings
+
+    def suite_settings(self, suite: str) -> Any:
+        """A suite's settings for this run."""
+
+    def model(self, ref: ModelRef) -> HookedLM:
+        """A language model, loaded once per session."""
+
 
 class SubjectContext(Protocol):
     """One SAE (or control) on its (model, hook), as a suite's ``compute`` sees it."""
@@ -81,6 +98,8 @@ class SubjectContext(Protocol):
     run: RunSettings
     settings: Any
     state: Any
+    #: A random-init control, or an SAE that is some other SAE's control (randomized model).
+    is_control: bool
 
     def pass_result(self, accumulator: str) -> Any:
         """This SAE's result from an accumulator of the shared pass (running it once)."""
@@ -88,7 +107,7 @@ class SubjectContext(Protocol):
 
 class Suite:
     """A metric family. Subclass, fill the class attributes, implement :meth:`compute`
-    (per-SAE families) or :meth:`prepare_run` (run-level ones), and register an instance
+    (per-SAE families) or use :meth:`prepare_run` (run-level ones), and register an instance
     (see :mod:`interpscore.suites`)."""
 
     name: ClassVar[str]
@@ -105,6 +124,10 @@ class Suite:
     def default_settings(self) -> Any:
         return self.settings_type() if self.settings_type is not None else None
 
+    def skip_reason(self, settings: Any, metric: str) -> str | None:
+        """Why this run's settings switch ``metric`` off (None: it runs)."""
+        return None
+
     def accumulators(self, group: GroupContext) -> list[Accumulator]:
         """Accumulators this family adds to the shared pass on ``group``."""
         return []
@@ -113,16 +136,19 @@ class Suite:
         """State shared by every SAE on ``group`` (task data, probes, …), built once."""
         return None
 
-    def compute(self, subject: SubjectContext, metric: MetricSpec) -> Mapping[str, MetricValue]:
-        """Values for one SAE: ``metric`` and any metrics computed with it, by name."""
+    def compute(
+        self, subject: SubjectContext, metric: MetricSpec
+    ) -> Mapping[str, MetricValue | InterpScoreError]:
+        """Values for one SAE: ``metric`` and any metrics computed with it, by name. A metric
+        that could not be computed maps to its error, raised when that metric is asked for."""
         raise TypeError(f"suite {self.name} computes no per-SAE values")
 
-    def prepare_run(self, run: RunSettings, settings: Any) -> Any:
-        """State of a run-level family (``per_sae = False``), built once per session."""
-        raise TypeError(f"suite {self.name} has no run-level state")
+    def prepare_run(self, ctx: RunContext) -> Any:
+        """Session-wide state (a synthetic world, a language-model backend), built once."""
+        raise TypeError(f"suite {self.name} has no session-wide state")
 
-    def render_markdown(self, results: list[dict[str, Any]]) -> list[str]:
-        """Markdown lines for run-level results (families with ``per_sae = False``)."""
+    def markdown(self, report: dict[str, Any]) -> list[str]:
+        """Markdown lines of this family's own section of the report (none by default)."""
         return []
 
     def settings_dict(self, settings: Any) -> dict[str, Any]:

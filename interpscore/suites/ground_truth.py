@@ -12,10 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from interpscore.evaluation.settings import RunSettings
 from interpscore.results.formatting import fmt
 from interpscore.subjects.synthetic import RECIPES, SyntheticSettings, SyntheticWorld
-from interpscore.suites.base import MetricSpec, Suite
+from interpscore.suites.base import MetricSpec, RunContext, Suite
 
 UNIT = (0.0, 1.0)
 
@@ -41,13 +40,15 @@ class GroundTruthSuite(Suite):
         ),
     )
 
-    def prepare_run(self, run: RunSettings, settings: SyntheticSettings) -> SyntheticWorld:
-        return SyntheticWorld(dataclasses.replace(settings, seed=run.seed))
+    def prepare_run(self, ctx: RunContext) -> SyntheticWorld:
+        settings: SyntheticSettings = ctx.suite_settings(self.name)
+        return SyntheticWorld(dataclasses.replace(settings, seed=ctx.settings.seed))
 
     def settings_dict(self, settings: Any) -> dict[str, Any]:
         return {}  # recorded with each result row instead
 
-    def render_markdown(self, results: list[dict[str, Any]]) -> list[str]:
+    def markdown(self, report: dict[str, Any]) -> list[str]:
+        results = report.get(self.name) or []
         if not results:
             return []
         s = results[0]["settings"]

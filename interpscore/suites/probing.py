@@ -124,6 +124,7 @@ class ProbingState:
         self.tasks: list[TaskData] = []
         self.seconds = 0.0
         self._features: dict[str, SAEFeatures] = {}
+        self._references: dict[tuple[str, int], dict[str, float]] = {}
         for index, task in enumerate(load_tasks(list(settings.tasks))):
             subset = task.balanced_subset(settings.examples, run.seed)
             split = subset.split(run.seed)
@@ -160,6 +161,17 @@ class ProbingState:
             w_dec = sae.W_dec.detach().to(torch.float64).cpu().numpy()
             self._features[key] = SAEFeatures(latents, w_dec, time.perf_counter() - start)
         return self._features[key]
+
+    def model_reference(self, data: TaskData, k: int) -> dict[str, float]:
+        """The k-sparse probe on the model's own pooled activations (the same for every SAE
+        on this hook, so fitted once)."""
+        if (data.name, k) not in self._references:
+            fits = k_sparse_fits(data.x_model, data, k, self.seed)
+            self._references[(data.name, k)] = {
+                "accuracy": float(mean_fit(fits, "accuracy", None)),
+                "auroc": float(mean_fit(fits, "auroc", None)),
+            }
+        return self._references[(data.name, k)]
 
     def dense_probe(self, feats: SAEFeatures, data: TaskData) -> Any:
         """The notebook's probe: balanced LR on all pooled latents of the train split."""
@@ -256,13 +268,7 @@ class ProbingSuite(Suite):
             reps = mean_fit(fits, "accuracy", data.weights) if data.weights is not None else None
             per_task[data.name] = (float(mean_fit(fits, "accuracy", None)), reps)
             aurocs[data.name] = float(mean_fit(fits, "auroc", None))
-        llm = {}
-        for data in state.tasks:
-            fits = k_sparse_fits(data.x_model, data, k, state.seed)
-            llm[data.name] = {
-                "accuracy": float(mean_fit(fits, "accuracy", None)),
-                "auroc": float(mean_fit(fits, "auroc", None)),
-            }
+        llm = {data.name: state.model_reference(data, k) for data in state.tasks}
         return mean_over_tasks(
             per_task,
             {

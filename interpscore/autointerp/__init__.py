@@ -1,0 +1,1 @@
+"""Autointerp machinery: examples collected in the shared pass, prompts, and scorers."""
