@@ -105,6 +105,18 @@ def test_saebench_accuracy_and_its_none_floor_hand_computed():
     assert am.saebench_balanced([1, 4, 9, 12], positives, 14) == 1.0
 
 
+def test_model_text_cannot_break_the_markdown():
+    from interpscore.suites.autointerp import autointerp_markdown
+
+    showcase = [{"latent": 3, "explanation": "**ID** _x_ <b>", "examples": ["a `b` c", "d"]}]
+    metric = {"status": "passed", "value": 0.5, "details": {"showcase": showcase}}
+    report = {"saes": [{"id": "s", "metrics": {"autointerp_embedding": metric}}]}
+    lines = autointerp_markdown(report, ["autointerp_embedding"])
+    assert r"- latent 3: *\*\*ID\*\* \_x\_ \<b\>*" in lines
+    assert "  - `` a `b` c ``" in lines
+    assert "  - `d`" in lines
+
+
 def test_failed_answers_are_kept_as_ties():
     scores = am.answers_or_tie([0.9, None, 0.1, None])
     assert scores.tolist() == [0.9, 0.5, 0.1, 0.5]
@@ -439,6 +451,8 @@ def test_autointerp_through_the_plugin_with_nulls_controls_and_a_warm_cache(
         assert metric["controls"]["shuffled-explanation"]["kind"] == "null"
         assert warm["metrics"][name]["value"] == metric["value"]
         assert warm["metrics"][name]["controls"] == metric["controls"]
+    # nulls are per-metric comparisons, not SAEs: no InterpScore of their own
+    assert set(cold["controls"]) == {"topk#random-init"}
     details = cold["metrics"]["autointerp_detection"]["details"]
     assert len(details["latents"]) == 4
     for latent in details["latents"]:

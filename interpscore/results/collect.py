@@ -35,6 +35,15 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def outcome_message(report: Any) -> str:
+    """What a failed or skipped test says: the error's last line, or a skip's reason alone
+    (pytest keeps a skip as (path, line, reason); the path must not reach the report)."""
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return last_line(report.longreprtext) or report.outcome
+
+
 @dataclass
 class SAEEntry:
     """What the collector knows about one SAE."""
@@ -84,7 +93,7 @@ class ResultCollector:
 
     def _outcome(self, sid: str, metric: str | None, report: Any) -> None:
         entry = self._entry(sid)
-        message = last_line(report.longreprtext) or report.outcome
+        message = outcome_message(report)
         if report.skipped:
             if metric and metric not in entry.metrics:
                 entry.metrics[metric] = MetricRecord(sid, metric, "skipped", reason=message)

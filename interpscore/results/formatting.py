@@ -35,3 +35,16 @@ def score_text(block: dict[str, Any]) -> str:
 def natural_key(name: str) -> list[Any]:
     """Sort key that puts k2 before k10 and @5 before @50."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def code_span(text: str) -> str:
+    """Model or corpus text as a Markdown code span that its own backticks cannot end."""
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if runs else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def plain_text(text: str) -> str:
+    """Model-written text for Markdown prose: emphasis, links and HTML shown, not rendered."""
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", text)

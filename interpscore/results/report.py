@@ -108,6 +108,8 @@ def build_entry(entry: SAEEntry, formula: Formula, timestamp: str) -> dict[str, 
     kinds: dict[str, str] = {}
     for name, m in entry.metrics.items():
         for key, comparison in m.controls.items():
+            if comparison.kind == "null":  # a family's own null is no SAE: it has no score
+                continue
             kinds[key] = comparison.kind
             if _finite(comparison.value):
                 control_values.setdefault(key, {})[name] = comparison.value  # type: ignore[assignment]

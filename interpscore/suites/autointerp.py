@@ -35,7 +35,7 @@ from interpscore.llm.cache import CachedBackend, CacheStats, ResponseCache
 from interpscore.llm.embeddings import SentenceEmbedder
 from interpscore.llm.http import OpenAICompatibleBackend
 from interpscore.metrics.stats import resample_weights
-from interpscore.results.formatting import fmt
+from interpscore.results.formatting import code_span, fmt, plain_text
 from interpscore.results.records import MetricValue
 from interpscore.settings import option, positive_int
 from interpscore.subjects.models import cache_root, parse_model_ref
@@ -533,6 +533,6 @@ def autointerp_markdown(report: dict[str, Any], names: list[str]) -> list[str]:
     if details.get("showcase"):
         lines += ["", f"Latents of {showcase['id']} with their explanations:", ""]  # type: ignore[index]
         for item in details["showcase"]:
-            lines.append(f"- latent {item['latent']}: *{item['explanation']}*")
-            lines += [f"  - `{text}`" for text in item["examples"]]
+            lines.append(f"- latent {item['latent']}: *{plain_text(item['explanation'])}*")
+            lines += [f"  - {code_span(text)}" for text in item["examples"]]
     return lines
