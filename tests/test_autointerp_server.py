@@ -105,19 +105,27 @@ def test_autointerp_on_a_real_server_through_the_plugin(
         f"--autointerp-model={model}",
         "--autointerp-latents=2",
         "--autointerp-tokens=4096",
-        "--autointerp-scorers=detection,surprisal,saebench",
+        "--autointerp-scorers=detection,surprisal,saebench,embedding",
         "--autointerp-cache=none",
         "-k",
-        "detection or surprisal or saebench",
+        "detection or surprisal or saebench or embedding",
         "-p",
         "no:randomly",
         "--benchmark-disable",
     )
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 3
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 4
     (sae,) = json.loads((pytester.path / "reports" / "runs" / "interpscore.json").read_text())[
         "saes"
     ]
+    # explanations came from the server: the embedding scorer reads them with MiniLM here
+    embedding = sae["metrics"]["autointerp_embedding"]
+    assert embedding["status"] == "passed"
+    assert embedding["details"]["llm"]["backend"] == "openai-compatible"
+    assert embedding["details"]["llm"]["misses"] > 0
+    latents = embedding["details"]["latents"]
+    assert len(latents) == 2
+    assert all(latent["explanation"] for latent in latents)
     surprisal = sae["metrics"]["autointerp_surprisal"]
     assert surprisal["status"] == "not_applicable"
     assert "no log-probabilities of prompt tokens" in surprisal["details"]["reason"]

@@ -134,7 +134,11 @@ class AutointerpSettings:
         metavar="DIR",
     )
     concurrency: int = option(
-        4, "--autointerp-concurrency", "Requests in flight to a server.", type=positive_int
+        4,
+        "--autointerp-concurrency",
+        "Requests in flight to a server.",
+        metavar="N",
+        type=positive_int,
     )
     timeout: float = option(
         60.0,
