@@ -117,6 +117,16 @@ def test_model_text_cannot_break_the_markdown():
     assert "  - `d`" in lines
 
 
+def test_mean_over_latents_leaves_out_nan_latents_in_value_and_replicates():
+    value, reps = am.mean_over_latents(np.array([0.2, np.nan, 0.6]), None)
+    assert value == pytest.approx(0.4)
+    assert reps is None
+    weights = np.array([[1.0, 1.0, 1.0], [2.0, 5.0, 0.0], [0.0, 3.0, 0.0]])
+    _, reps = am.mean_over_latents(np.array([0.2, np.nan, 0.6]), weights)
+    assert reps[:2].tolist() == pytest.approx([0.4, 0.2])
+    assert np.isnan(reps[2])  # a replicate of NaN latents only has no mean
+
+
 def test_failed_answers_are_kept_as_ties():
     scores = am.answers_or_tie([0.9, None, 0.1, None])
     assert scores.tolist() == [0.9, 0.5, 0.1, 0.5]

@@ -26,7 +26,10 @@ from interpscore.llm.embeddings import SentenceEmbedder
 from interpscore.metrics import autointerp as am
 
 EXPLANATION_TOKENS = 20
-SAEBENCH_RANDOM = 10  # SAEBench's 14 examples: 2 strongest, 2 importance-sampled, 10 random
+# SAEBench's 14 examples: 2 strongest, 2 sampled in proportion to activation², 10 random
+SAEBENCH_TOP = 2
+SAEBENCH_WEIGHTED = 2
+SAEBENCH_RANDOM = 10
 SAEBENCH_TOKENS = 2 * 14 + 5  # SAEBench's max_tokens_in_prediction
 
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from interpscore.metrics.probing import weighted_auroc
-from interpscore.metrics.stats import resample_weights
 
 FAILED_ANSWER = 0.5
 
@@ -59,16 +58,16 @@ def none_floor(n_positive: int, n: int) -> float:
 
 
 def mean_over_latents(
-    per_latent: np.ndarray, n_resamples: int, seed: int
+    per_latent: np.ndarray, weights: np.ndarray | None
 ) -> tuple[float, np.ndarray | None]:
-    """Mean of per-latent scores (NaN latents left out) and bootstrap replicates over
-    latents; None with fewer than two latents or no resampling."""
+    """Mean of per-latent scores (NaN latents left out) and its bootstrap replicates under
+    resampling ``weights`` (replicates × latents, shared by an SAE's conditions so that their
+    differences are paired); None without weights."""
     values = np.asarray(per_latent, dtype=np.float64)
     finite = np.isfinite(values)
-    if not finite.any():
-        return float("nan"), None
-    kept = values[finite]
-    if n_resamples < 1 or kept.size < 2:
-        return float(kept.mean()), None
-    weights = resample_weights(kept.size, n_resamples, seed)
-    return float(kept.mean()), weights @ kept / kept.size
+    value = float(values[finite].mean()) if finite.any() else float("nan")
+    if weights is None:
+        return value, None
+    w = weights * finite
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return value, (w @ np.where(finite, values, 0.0)) / w.sum(1)

@@ -34,6 +34,7 @@ from interpscore.llm.backends import Backend, BackendError, TransformersBackend,
 from interpscore.llm.cache import CachedBackend, CacheStats, ResponseCache
 from interpscore.llm.embeddings import SentenceEmbedder
 from interpscore.llm.http import OpenAICompatibleBackend
+from interpscore.metrics import autointerp as am
 from interpscore.metrics.stats import resample_weights
 from interpscore.results.formatting import code_span, fmt, plain_text
 from interpscore.results.records import MetricValue
@@ -223,11 +224,12 @@ def select(ex: LatentExamples, s: AutointerpSettings, rng: np.random.Generator) 
         if min(fires) < s.min_examples or silent < max(s.silent_examples, S.SAEBENCH_RANDOM):
             few.append({"latent": latent, "explain": fires[0], "test": fires[1], "silent": silent})
             continue
-        strongest = ex.first(ex.strongest, c, 2)
+        strongest = ex.first(ex.strongest, c, S.SAEBENCH_TOP)
         taken = {e.id for e in strongest}
         pool = [i for i in ex.test.entries(c) if ex.example(ex.test, c, i).id not in taken]
         weights = np.array([float(ex.test.peaks[c, i]) ** 2 for i in pool])
-        picked = rng.choice(pool, min(2, len(pool)), replace=False, p=weights / weights.sum())
+        n_weighted = min(S.SAEBENCH_WEIGHTED, len(pool))
+        picked = rng.choice(pool, n_weighted, replace=False, p=weights / weights.sum())
         cases.append(
             S.Case(
                 latent=latent,
@@ -293,7 +295,7 @@ class AutointerpSuite(Suite):
     )
 
     def skip_reason(self, settings: AutointerpSettings, metric: str) -> str | None:
-        scorer = metric.removeprefix("autointerp_")
+        scorer = next(m.params["scorer"] for m in self.metrics if m.name == metric)
         if scorer in settings.scorers:
             return None
         return (
@@ -311,7 +313,7 @@ class AutointerpSuite(Suite):
                 window=s.window,
                 pool_size=s.pool_size,
                 silent_size=max(s.silent_examples, S.SAEBENCH_RANDOM),
-                strongest_size=2,
+                strongest_size=S.SAEBENCH_TOP,
                 seed=run.seed,
             )
         ]
@@ -447,22 +449,14 @@ class AutointerpSuite(Suite):
         weights: np.ndarray | None,
         common: dict[str, Any],
     ) -> MetricValue:
-        def mean(scored: S.Scored) -> tuple[float, np.ndarray | None]:
-            values = scored.per_latent
-            finite = np.isfinite(values)
-            value = float(values[finite].mean())
-            if weights is None:
-                return value, None
-            w = weights * finite
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return value, (w @ np.where(finite, values, 0.0)) / w.sum(1)
-
         own = by_condition["own"]
-        value, replicates = mean(own)
+        value, replicates = am.mean_over_latents(own.per_latent, weights)
         nulls = {}
         for condition in NULLS:
             if condition in by_condition:
-                null_value, null_reps = mean(by_condition[condition])
+                null_value, null_reps = am.mean_over_latents(
+                    by_condition[condition].per_latent, weights
+                )
                 nulls[condition] = MetricValue(null_value, null_reps, "latent")
         answers: Counter[str] = Counter()
         for scored in by_condition.values():
