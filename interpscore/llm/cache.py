@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,17 +84,6 @@ class ResponseCache:
     def put(self, key: str, answer: dict[str, Any]) -> None:
         if self.root is not None:
             write_atomic(self._path(key), json.dumps({"key": key, "answer": answer}))
-
-    def size(self) -> tuple[int, int]:
-        """(entries, bytes) on disk."""
-        if self.root is None or not self.root.is_dir():
-            return 0, 0
-        files = [p for p in self.root.glob("*/*.json") if p.is_file()]
-        return len(files), sum(p.stat().st_size for p in files)
-
-    def clear(self) -> None:
-        if self.root is not None and self.root.is_dir():
-            shutil.rmtree(self.root)
 
 
 def _restore(kind: type[T], data: dict[str, Any]) -> T:
