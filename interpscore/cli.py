@@ -4,6 +4,8 @@
     interpscore formula [--formula FILE]
     interpscore report reports/interpscore.json [--out FILE.md]
     interpscore gate BASELINE.json CURRENT.json [--tolerance X] [--tolerance-for NAME=X]
+    interpscore export REPORT.json --format saebench -o DIR [--release NAME]
+    interpscore import-saebench FILE|DIR ... -o REPORT.json [--formula VERSION|FILE]
 
 Errors print one line naming the problem and the fix, and exit with status 2.
 """
@@ -120,6 +122,38 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from interpscore.saebench.export import export_saebench
+
+    report = load_report(args.file)
+    result = export_saebench(report, Path(args.out), args.release)
+    for path in result.written:
+        print(path)
+    for sae, eval_type, why in result.skipped:
+        print(f"not written: {eval_type} of {sae}: {why}", file=sys.stderr)
+    if not result.written:
+        raise InterpScoreError(
+            f"{args.file} has no SAE with the values of any SAEBench eval.",
+            "export a report of a run that measured core, probing, tpp or absorption metrics.",
+        )
+    return 0
+
+
+def cmd_import_saebench(args: argparse.Namespace) -> int:
+    from interpscore.results.report import write_reports
+    from interpscore.saebench.importer import expand, import_saebench
+
+    formula = get_formula(args.formula)
+    report, errors = import_saebench(expand(args.files), formula, sys.argv)
+    for line in errors:
+        print(f"interpscore: error: {line}", file=sys.stderr)
+    if not report["saes"]:
+        raise InterpScoreError("No SAEBench file could be read.", "see the errors above.")
+    json_path, md_path = write_reports(report, Path(args.out))
+    print(f"{len(report['saes'])} SAE(s) from {len(args.files)} path(s): {json_path}, {md_path}")
+    return 1 if errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="interpscore", description="InterpScore tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--ignore-intervals", action="store_true", help="fail on drops inside the 95%% CI too"
     )
     p.set_defaults(func=cmd_gate)
+    p = sub.add_parser("export", help="Write a report in another format (SAEBench's files).")
+    p.add_argument("file", help="an interpscore.json")
+    p.add_argument("--format", required=True, choices=["saebench"])
+    p.add_argument("-o", "--out", required=True, help="folder (SAEBench's eval_results)")
+    p.add_argument(
+        "--release",
+        default="interpscore",
+        help="release name in the file names and sae_lens_release_id (default interpscore)",
+    )
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser(
+        "import-saebench", help="Turn SAEBench result files into an interpscore report."
+    )
+    p.add_argument("files", nargs="+", help="*_eval_results.json files or folders of them")
+    p.add_argument("-o", "--out", required=True, help="report path (JSON; .md beside it)")
+    p.add_argument("--formula", default=None, help="formula version or .toml/.json file")
+    p.set_defaults(func=cmd_import_saebench)
     return parser
 
 

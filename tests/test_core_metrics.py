@@ -189,3 +189,33 @@ def test_trained_sae_beats_its_random_init_control(tiny_llama, tiny_corpus, tiny
         assert mine.value > control.value, name
         assert mine.ci95[0] <= mine.value <= mine.ci95[1]
     assert evaluator.passes[0].lm_forward_calls["clean_full"] == 8  # 64 sequences / batch 8
+
+
+def test_density_statistics_by_hand():
+    density = np.array([0.0, 0.005, 0.02, 0.2, 0.5])
+    stats = core.density_statistics(density)
+    assert stats["freq_over_1_percent"] == pytest.approx(3 / 5)
+    assert stats["freq_over_10_percent"] == pytest.approx(2 / 5)
+    assert stats["normalized_freq_over_1_percent"] == pytest.approx(0.72 / 0.725)
+    assert stats["normalized_freq_over_10_percent"] == pytest.approx(0.7 / 0.725)
+    assert core.density_statistics(np.zeros(4))["normalized_freq_over_1_percent"] == 0.0
+
+
+def test_max_cosine_to_others_known_answers():
+    eye = torch.eye(6)
+    assert torch.equal(core.max_cosine_to_others(eye), torch.zeros(6))
+    rows = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    expected = torch.tensor([1.0, 1.0, 2**-0.5, 2**-0.5])
+    assert torch.allclose(core.max_cosine_to_others(rows), expected)
+    wide = torch.randn(50, 7)
+    assert torch.allclose(core.max_cosine_to_others(wide, chunk=8), core.max_cosine_to_others(wide))
+
+
+def test_latent_token_counts_and_norms_count_only_masked_tokens():
+    f = torch.tensor([[[1.0, 0.0], [2.0, 3.0], [0.0, 5.0]]])
+    mask = torch.tensor([[True, True, False]])
+    assert core.latent_token_counts(f, mask).tolist() == [2.0, 1.0]
+    x = torch.tensor([[[3.0, 4.0], [0.0, 1.0], [9.0, 9.0]]])
+    sums = core.reconstruction_sums(x, 2 * x, mask)
+    assert sums["x_norm_sum"][0] == pytest.approx(6.0)
+    assert sums["xhat_norm_sum"][0] == pytest.approx(12.0)

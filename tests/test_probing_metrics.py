@@ -55,6 +55,17 @@ def test_planted_latent_gives_perfect_probes_and_maximal_tpp():
     assert result.tpp == pytest.approx(0.5, abs=0.1)  # the notebook's normaliser caps near 0.5
 
 
+def test_dense_probe_accuracy_is_perfect_on_a_planted_label_and_chance_on_noise():
+    x, y = _planted()
+    tr, va, te = np.arange(200), np.arange(200, 300), np.arange(300, 400)
+    pos = y == 1
+    acc = probing.dense_probe_accuracy(x[tr], pos[tr], x[va], pos[va], x[te], pos[te])
+    assert acc == pytest.approx(1.0)
+    noise = np.random.default_rng(5).normal(size=x.shape)
+    acc = probing.dense_probe_accuracy(noise[tr], pos[tr], noise[va], pos[va], noise[te], pos[te])
+    assert acc == pytest.approx(0.5, abs=0.15)
+
+
 def test_noise_latents_give_chance_auroc_and_no_tpp():
     rng = np.random.default_rng(3)
     x = np.abs(rng.normal(size=(2000, 16)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from interpscore.cli import main as cli
+from interpscore.errors import SpecError
 from interpscore.results.files import dumps, write_atomic
 from interpscore.results.markdown import render_markdown
 from interpscore.results.report import redact
@@ -41,13 +42,18 @@ def test_credentials_are_redacted_from_the_recorded_command():
     assert redact(["/home/someone/.venv/bin/pytest", "benchmarks"]) == ["pytest", "benchmarks"]
 
 
-def test_zoo_paths_are_recorded_relative_to_the_working_directory(monkeypatch, tmp_path):
-    from interpscore.subjects.zoo import display_path
+def test_zoo_saes_are_recorded_by_name_wherever_the_zoo_lives(monkeypatch, tmp_path):
+    from interpscore.subjects.loading import parse_sae_spec
+    from interpscore.subjects.zoo import zoo_specs
 
-    (tmp_path / "fixtures" / "saes" / "a").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    assert display_path(tmp_path / "fixtures" / "saes" / "a") == "fixtures/saes/a"
-    assert display_path(Path("/elsewhere/b")) == "/elsewhere/b"
+    specs = zoo_specs("none")
+    assert specs
+    assert all(s.text == f"zoo:{s.id}" for s in specs)
+    assert Path(specs[0].location).is_dir()
+    with pytest.raises(SpecError, match=r"no SAE 'nope'.*use one of zoo:"):
+        parse_sae_spec("zoo:nope")
+    assert parse_sae_spec("mine=zoo:topk-k32").id == "mine"
 
 
 def test_cli_score_reproduces_the_leaderboard(capsys):

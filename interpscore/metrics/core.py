@@ -71,6 +71,8 @@ def reconstruction_sums(
         "xhat_sq": _row_sums(xh_norm**2, m),
         "x_dot_xhat": _row_sums(dot, m),
         "ev_legacy_sum": _row_sums(torch.where(mask, legacy, torch.zeros_like(legacy)), m),
+        "x_norm_sum": _row_sums(x_norm, m),
+        "xhat_norm_sum": _row_sums(xh_norm, m),
     }
 
 
@@ -82,6 +84,42 @@ def sparsity_sums(f: torch.Tensor, mask: torch.Tensor) -> dict[str, np.ndarray]:
         "l1_sum": (f.abs() * mask[..., None]).sum(dim=(1, 2)).to(torch.float64).cpu().numpy(),
         "fired": active.any(dim=1).cpu().numpy(),
     }
+
+
+def latent_token_counts(f: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How many counted tokens each latent fires on, (d_sae,) float64: O(d_sae) memory
+    for the whole window, unlike per-sequence arrays."""
+    return ((f != 0) & mask[..., None]).sum(dim=tuple(range(f.ndim - 1))).to(torch.float64)
+
+
+def density_statistics(density: np.ndarray) -> dict[str, float]:
+    """SAEBench's ``misc_metrics`` of per-latent firing densities (fraction of tokens):
+    the fraction of latents firing on more than 1% / 10% of tokens, and the share of all
+    firings those latents account for (0 when nothing fires)."""
+    density = np.asarray(density, dtype=np.float64)
+    total = density.sum()
+    out = {}
+    for label, threshold in (("1", 0.01), ("10", 0.1)):
+        over = density > threshold
+        out[f"freq_over_{label}_percent"] = float(over.mean())
+        out[f"normalized_freq_over_{label}_percent"] = (
+            float(density[over].sum() / total) if total > 0 else 0.0
+        )
+    return out
+
+
+def max_cosine_to_others(vectors: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """For each row of ``vectors`` (n, d), its largest cosine similarity with any other
+    row, in row chunks so that no (n, n) matrix is held (wide SAEs)."""
+    unit = torch.nn.functional.normalize(vectors.detach().to(torch.float32), dim=-1)
+    n = unit.shape[0]
+    out = torch.empty(n, dtype=torch.float32)
+    for start in range(0, n, chunk):
+        sims = unit[start : start + chunk] @ unit.T
+        rows = torch.arange(sims.shape[0])
+        sims[rows, rows + start] = -torch.inf
+        out[start : start + chunk] = sims.max(dim=-1).values
+    return out
 
 
 def token_cross_entropy(logp: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -191,6 +229,8 @@ SUM_METRICS: dict[str, SumMetric] = {
     "mse_per_element": lambda s: s["sse"] / (s["n_tok"] * s["sum_x"].shape[-1]),
     "cossim": lambda s: s["cos_sum"] / s["n_tok"],
     "l2_ratio": lambda s: s["l2_ratio_sum"] / s["n_tok"],
+    "l2_norm_in": lambda s: s["x_norm_sum"] / s["n_tok"],
+    "l2_norm_out": lambda s: s["xhat_norm_sum"] / s["n_tok"],
     "relative_reconstruction_bias": lambda s: s["xhat_sq"] / s["x_dot_xhat"],
     "l0": _l0,
     "l1": lambda s: s["l1_sum"] / s["n_tok"],

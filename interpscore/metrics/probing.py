@@ -193,6 +193,27 @@ def k_sparse_probe(
     return KSparseFit(clf.decision_function(x_test[:, chosen]), pos_test, [int(i) for i in chosen])
 
 
+def dense_probe_accuracy(
+    x_train: np.ndarray,
+    pos_train: np.ndarray,
+    x_val: np.ndarray,
+    pos_val: np.ndarray,
+    x_test: np.ndarray,
+    pos_test: np.ndarray,
+    grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+) -> float:
+    """SAEBench's ``llm_test_accuracy`` for one binary problem: LR on every feature, test
+    accuracy; C is chosen on validation accuracy (SAEBench keeps the best *test* epoch)."""
+    best: tuple[float, LogisticRegression] | None = None
+    for strength in grid:
+        clf = fit_logistic(x_train, pos_train, c=strength)
+        score = float(clf.score(x_val, pos_val))
+        if best is None or score > best[0]:
+            best = (score, clf)
+    assert best is not None
+    return float(best[1].score(x_test, pos_test))
+
+
 @dataclass(frozen=True)
 class ClassProbe:
     """A linear probe in model-activation space for one class-vs-rest problem."""

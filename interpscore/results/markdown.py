@@ -9,6 +9,20 @@ from interpscore.results.formatting import ci_text, fmt, score_text
 from interpscore.suites import REGISTRY
 
 
+def _run_line(run: dict[str, Any]) -> str:
+    if run.get("imported_from") == "saebench":
+        return (
+            f"Imported from {len(run.get('files') or [])} SAEBench result file(s) on "
+            f"{run.get('timestamp')}: each value's status names the SAEBench field it came "
+            "from; only fields whose definition agrees with ours are shown as our metrics."
+        )
+    return (
+        f"Dataset `{run.get('dataset')}`, {run.get('tokens')} token positions at context "
+        f"{run.get('context_len')}, seed {run.get('seed')}, bootstrap resamples "
+        f"{run.get('bootstrap')}; {run.get('timestamp')}."
+    )
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     formula = report["formula"]
     run = report["run"]
@@ -19,9 +33,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Formula v{formula['version']}: `InterpScore = {formula['expression']}`"
         + (f" (l0_score target L0 = {formula['l0_target']:g})" if formula.get("l0_target") else ""),
         "",
-        f"Dataset `{run.get('dataset')}`, {run.get('tokens')} token positions at context "
-        f"{run.get('context_len')}, seed {run.get('seed')}, bootstrap resamples "
-        f"{run.get('bootstrap')}; {run.get('timestamp')}.",
+        _run_line(run),
         "",
         "A score marked ≥ is partial: its missing components count as zero.",
         "",
@@ -188,6 +200,8 @@ def _breakdown(sae: dict[str, Any], formula: dict[str, Any]) -> list[str]:
             status = m.get("status", "")
             if status == "failed":
                 status = f"failed: {m.get('error', '')}"
+            elif m.get("source"):
+                status = f"{status} ({m['source']})"
             cells = [_control_cell((m.get("controls") or {}).get(c)) for c in control_names]
             lines.append(
                 f"| {name} | {fmt(m.get('value'))} | {ci_text(m.get('ci95'))} | {status} |"

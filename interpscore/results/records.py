@@ -161,12 +161,16 @@ class MetricRecord:
     params: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     reason: str | None = None
+    #: Where a value not measured by this harness came from (e.g. an imported SAEBench file).
+    source: str | None = None
     replicates: list[float] | None = None
     control_replicates: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self, *, wire: bool = False) -> dict[str, Any]:
         """The report entry; ``wire=True`` adds what travels to the report builder only."""
         out: dict[str, Any] = {"value": self.value, "status": self.status}
+        if self.source is not None:
+            out["source"] = self.source
         if self.status == "passed":
             out |= {
                 "ci95": list(self.ci95) if self.ci95 else None,
@@ -212,6 +216,7 @@ class MetricRecord:
             params=data.get("params") or {},
             error=data.get("error"),
             reason=data.get("reason"),
+            source=data.get("source"),
             replicates=data.get("replicates"),
             control_replicates=data.get("control_replicates") or {},
         )

@@ -6,6 +6,7 @@ Spec forms (``NAME=`` in front sets the test id):
 * a local directory holding ``cfg.json`` + ``sae_weights.safetensors`` (sae-lens);
 * a local directory holding ``ae.pt`` + ``config.json`` (dictionary_learning), read with
   ``torch.load(weights_only=True)``;
+* ``zoo:NAME``, one SAE of the bundled zoo (recorded as given, wherever the zoo lives);
 * ``RELEASE/SAE_ID`` from sae-lens' pretrained directory;
 * ``REPO_ID[/PATH][@REVISION]`` on the Hugging Face hub (honours the HF cache and
   ``HF_HUB_OFFLINE``); the downloaded folder is then read as one of the local forms.
@@ -31,6 +32,7 @@ SUPPORTED_ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu", "gated",
 SAELENS_FILES = ("cfg.json", "sae_weights.safetensors")
 DICTIONARY_LEARNING_FILES = ("ae.pt", "config.json")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+ZOO_PREFIX = "zoo:"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,21 @@ def _saelens_releases() -> dict[str, Any]:
     return get_pretrained_saes_directory()
 
 
+def _zoo_spec(text: str, explicit_id: str | None) -> SAESpec:
+    """``zoo:NAME``: an SAE of the bundled zoo, found wherever the zoo is installed."""
+    from interpscore.subjects.paths import zoo_dir
+
+    name = text[len(ZOO_PREFIX) :]
+    root = zoo_dir()
+    if not name or "/" in name or not (root / name / "cfg.json").is_file():
+        names = sorted(p.name for p in root.iterdir() if (p / "cfg.json").is_file())
+        raise SpecError(
+            f"--sae {text}: the bundled zoo has no SAE {name!r}.",
+            f"use one of {', '.join(ZOO_PREFIX + n for n in names)}.",
+        )
+    return SAESpec(text, explicit_id or name, "saelens-dir", str(root / name))
+
+
 def parse_sae_spec(text: str) -> SAESpec:
     """Classify a ``--sae`` value; the error lists the accepted forms."""
     name, sep, rest = text.partition("=")
@@ -118,6 +135,8 @@ def parse_sae_spec(text: str) -> SAESpec:
         raise SpecError(
             "Empty --sae value.", "pass a directory, REPO_ID[/PATH][@REV] or RELEASE/SAE_ID."
         )
+    if text.startswith(ZOO_PREFIX):
+        return _zoo_spec(text, explicit_id)
     path = Path(text).expanduser()
     if path.is_dir():
         names = {p.name for p in path.iterdir()}
@@ -422,8 +441,8 @@ def _load_release(spec: SAESpec, device: str) -> LoadedSAE:
 def _load_local(spec: SAESpec, device: str, source: str | None = None) -> LoadedSAE:
     path = Path(spec.location)
     if spec.kind == "saelens-dir":
-        return _load_saelens_dir(spec, path, device, source or str(path))
-    return _load_dictionary_learning_dir(spec, path, device, source or str(path))
+        return _load_saelens_dir(spec, path, device, source or spec.text)
+    return _load_dictionary_learning_dir(spec, path, device, source or spec.text)
 
 
 def load_sae(spec: SAESpec | str, device: str = "cpu") -> LoadedSAE:

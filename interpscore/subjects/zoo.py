@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from interpscore.errors import SpecError
-from interpscore.subjects.loading import SAESpec, parse_sae_spec
+from interpscore.subjects.loading import ZOO_PREFIX, SAESpec, parse_sae_spec
 from interpscore.subjects.models import VARIANTS
 from interpscore.subjects.paths import zoo_dir
 
@@ -30,15 +29,6 @@ def parse_model_controls(text: str) -> set[str]:
     return chosen
 
 
-def display_path(path: Path) -> str:
-    """A path as reports record it: relative to the working directory when it lies below it,
-    so that reports made in a checkout hold no machine-specific absolute paths."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def zoo_specs(model_controls: str = DEFAULT_MODEL_CONTROLS) -> list[SAESpec]:
     """Every zoo SAE, except model-level controls whose variant was not chosen."""
     chosen = parse_model_controls(model_controls)
@@ -55,5 +45,5 @@ def zoo_specs(model_controls: str = DEFAULT_MODEL_CONTROLS) -> list[SAESpec]:
             "model_variant"
         )
         if variant is None or variant in chosen:
-            specs.append(parse_sae_spec(display_path(path)))
+            specs.append(parse_sae_spec(f"{ZOO_PREFIX}{path.name}"))
     return specs

@@ -26,6 +26,9 @@ UNIT = (0.0, 1.0)
 #: Counts over the whole window (a latent ever firing): a bootstrap resample holds only
 #: ~63% distinct sequences, so their replicates are biased low and are re-centred.
 WINDOW_METRICS = frozenset({"alive", "dead_fraction"})
+#: Key of the per-latent token counts (d_sae,) in the pass result: not per sequence, so
+#: kept apart from the sums the metrics and their bootstrap read.
+LATENT_COUNTS = "latent_token_counts"
 
 
 class CoreStatistics(Accumulator):
@@ -37,6 +40,7 @@ class CoreStatistics(Accumulator):
     def start(self, saes: Mapping[str, nn.Module]) -> None:
         self.group = SequenceStats()
         self.stats = {key: SequenceStats() for key in saes}
+        self.counts: dict[str, torch.Tensor] = {}
 
     def add_batch(self, batch: Batch) -> None:
         logp, tokens, mask, x = batch.logp_clean, batch.tokens, batch.mask, batch.x
@@ -56,9 +60,15 @@ class CoreStatistics(Accumulator):
         logits = batch.logits_with(patched, "from_hook_sae")
         rows |= cm.downstream_sums(logp, logits, batch.tokens, mask, "sae")
         self.stats[key].add(**rows)
+        counts = cm.latent_token_counts(f, mask)
+        self.counts[key] = self.counts[key] + counts if key in self.counts else counts
 
     def result(self, key: str) -> dict[str, np.ndarray]:
-        return {**self.group.arrays, **self.stats[key].arrays}
+        return {
+            **self.group.arrays,
+            **self.stats[key].arrays,
+            LATENT_COUNTS: self.counts[key].cpu().numpy(),
+        }
 
 
 class CoreSuite(Suite):
@@ -119,7 +129,8 @@ class CoreSuite(Suite):
 
     def compute(self, subject: SubjectContext, metric: MetricSpec) -> dict[str, MetricValue]:
         """One core metric and its bootstrap replicates (over sequences)."""
-        arrays = subject.pass_result("core")
+        arrays = dict(subject.pass_result("core"))
+        counts = arrays.pop(LATENT_COUNTS)
         run = subject.run
         fn = (
             cm.l0_score_of_sums(run.formula.l0_target)
@@ -134,4 +145,25 @@ class CoreSuite(Suite):
         if metric.name in WINDOW_METRICS and replicates is not None:
             replicates = np.clip(recentre(replicates, value), 0.0, 1.0)  # fractions
             details["ci_method"] = "percentile, re-centred on the value (window count)"
+        if metric.name == "alive":
+            details |= saebench_misc_metrics(subject.sae, counts, arrays)
+        elif metric.name == "l2_ratio":
+            details |= {
+                name: cm.evaluate(cm.SUM_METRICS[name], arrays)
+                for name in ("l2_norm_in", "l2_norm_out")
+            }
         return {metric.name: MetricValue(value, replicates, unit="sequence", details=details)}
+
+
+def saebench_misc_metrics(
+    sae: nn.Module, counts: np.ndarray, arrays: Mapping[str, np.ndarray]
+) -> dict[str, float]:
+    """SAEBench's ``misc_metrics`` companions of ``alive`` (so that a report exports to its
+    core file): firing-density statistics on the window, and the mean over latents of the
+    largest cosine similarity of a latent's encoder (decoder) direction with any other's."""
+    n_tokens = float(arrays["n_tok"].sum())
+    out = cm.density_statistics(counts / n_tokens)
+    with torch.no_grad():
+        for part, weights in (("encoder", sae.W_enc.T), ("decoder", sae.W_dec)):
+            out[f"average_max_{part}_cosine_sim"] = float(cm.max_cosine_to_others(weights).mean())
+    return out

@@ -125,6 +125,7 @@ class ProbingState:
         self.seconds = 0.0
         self._features: dict[str, SAEFeatures] = {}
         self._references: dict[tuple[str, int], dict[str, float]] = {}
+        self._dense_references: dict[str, float] = {}
         for index, task in enumerate(load_tasks(list(settings.tasks))):
             subset = task.balanced_subset(settings.examples, run.seed)
             split = subset.split(run.seed)
@@ -172,6 +173,31 @@ class ProbingState:
                 "auroc": float(mean_fit(fits, "auroc", None)),
             }
         return self._references[(data.name, k)]
+
+    def model_dense_accuracy(self, data: TaskData) -> float:
+        """SAEBench's ``llm_test_accuracy`` of a task: a probe on all pooled model
+        activations per one-vs-rest problem, mean test accuracy (fitted once per hook)."""
+        if data.name not in self._dense_references:
+            s, x, y = data.split, data.x_model, data.y
+            problems = [
+                dict(probing.binary_problems(y[part], data.n_classes, self.seed + offset))
+                for part, offset in ((s.train, 0), (s.val, 300), (s.test, 500))
+            ]
+            accuracies = []
+            for positive, tr in problems[0].items():
+                va, te = problems[1][positive], problems[2][positive]
+                accuracies.append(
+                    probing.dense_probe_accuracy(
+                        x[s.train][tr],
+                        y[s.train][tr] == positive,
+                        x[s.val][va],
+                        y[s.val][va] == positive,
+                        x[s.test][te],
+                        y[s.test][te] == positive,
+                    )
+                )
+            self._dense_references[data.name] = float(np.mean(accuracies))
+        return self._dense_references[data.name]
 
     def dense_probe(self, feats: SAEFeatures, data: TaskData) -> Any:
         """The notebook's probe: balanced LR on all pooled latents of the train split."""
@@ -278,6 +304,9 @@ class ProbingSuite(Suite):
                 "auroc": float(np.mean(list(aurocs.values()))),
                 "llm_reference": llm,
                 "llm_reference_accuracy": float(np.mean([v["accuracy"] for v in llm.values()])),
+                "llm_dense_accuracy": float(
+                    np.mean([state.model_dense_accuracy(data) for data in state.tasks])
+                ),
             },
         )
 
