@@ -16,30 +16,43 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from interpscore.errors import InterpScoreError
+from interpscore.errors import BaselineError, InterpScoreError, summarize
 from interpscore.formula import BUILTIN, Formula, get_formula, known_components, score
-from interpscore.results.files import write_atomic
-from interpscore.results.gate import compare, load_report, parse_tolerances
+from interpscore.jsonio import finite_number, parse_json, read_bytes, shown
+from interpscore.results.files import check_output, write_atomic
+from interpscore.results.gate import compare, load_report, parse_tolerances, some_ids
 from interpscore.results.markdown import render_markdown
+from interpscore.results.report import SCHEMA
+from interpscore.results.report_shape import check_report_shape
+
+#: Characters that end a line for str.splitlines(): escaped so that every error is one line.
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break escaped (an error is always one line)."""
+    return text.translate(str.maketrans(_LINE_BREAKS))
 
 
 def _read_json(path: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise InterpScoreError(f"Cannot read {path}: {exc.strerror}.", "check the path.") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InterpScoreError(
-            f"{path} is not JSON ({exc.msg}, line {exc.lineno}).", "fix the file."
-        ) from exc
+    """A JSON file ('-' for stdin) parsed, or a one-line error naming the file."""
+    if path == "-":
+        try:
+            raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        except OSError as exc:
+            raise InterpScoreError(f"Cannot read stdin: {exc.strerror}.", "pipe a file.") from exc
+        return parse_json(raw, "stdin")
+    return parse_json(read_bytes(Path(path), "file"), path)
 
 
-def _components_of(item: Any, where: str) -> tuple[str | None, dict[str, float]]:
-    """Accept ``{component: value}``, ``{"components": {...}}`` or a report SAE entry."""
+def _components_of(item: Any, where: str, bounded: set[str]) -> tuple[str | None, dict[str, float]]:
+    """Accept ``{component: value}``, ``{"components": {...}}`` or a report SAE entry.
+
+    Every value must be a finite number (or null: missing); those of ``bounded`` names
+    (the components) must lie in [0, 1], since a component is a fraction.
+    """
     if not isinstance(item, dict):
         raise InterpScoreError(f"{where} is not a JSON object.", "give {component: value, ...}.")
     name = item.get("id") or item.get("name") or item.get("sae_repo")
@@ -56,22 +69,38 @@ def _components_of(item: Any, where: str) -> tuple[str | None, dict[str, float]]
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InterpScoreError(
-                f"{where}: component {key} is {value!r}, not a number.", "fix the value."
+                f"{where}: component {shown(key)} is {value!r}, not a number.", "fix the value."
+            )
+        if not finite_number(value):
+            raise InterpScoreError(
+                f"{where}: component {shown(key)} is {value!r}, not a finite number.",
+                "give a number, or null for a missing value.",
+            )
+        if key in bounded and not 0 <= value <= 1:
+            raise InterpScoreError(
+                f"{where}: component {shown(key)} is {value!r}, outside [0, 1].",
+                "give components as fractions between 0 and 1.",
             )
         values[key] = float(value)
-    return (str(name) if name is not None else None), values
+    if name is not None and not isinstance(name, str):
+        name = json.dumps(name)
+    return name, values
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     formula = get_formula(args.formula)
     data = _read_json(args.file)
-    if isinstance(data, dict) and isinstance(data.get("saes"), list):
+    if isinstance(data, dict) and ("saes" in data or "schema" in data):
+        check_report_shape(data, args.file, require=("saes",))
         data = data["saes"]
     items = data if isinstance(data, list) else [data]
+    if not items:
+        raise InterpScoreError(f"{args.file} holds no SAE to score.", "give at least one.")
+    known = set(known_components()) | set(formula.weights)
     results = []
     for index, item in enumerate(items):
-        name, components = _components_of(item, f"{args.file}[{index}]")
-        unknown = sorted(set(components) - set(known_components()) - set(formula.weights))
+        name, components = _components_of(item, f"{args.file}[{index}]", known)
+        unknown = sorted(set(components) - known)
         result = score(components, formula)
         results.append({"name": name or f"#{index + 1}", **result.to_dict(), "ignored": unknown})
     if args.json:
@@ -79,7 +108,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return 0
     for r in results:
         flag = f"  (partial: missing {', '.join(r['missing'])})" if r["partial"] else ""
-        print(f"{r['name']}: {r['interp_score']:.3f}{flag}")
+        print(f"{one_line(r['name'])}: {r['interp_score']:.3f}{flag}")
     return 0
 
 
@@ -99,25 +128,57 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    source = Path(args.file)
+    out = check_output(Path(args.out) if args.out else source.with_suffix(".md"), "file", (source,))
     report = _read_json(args.file)
-    if not isinstance(report, dict) or "saes" not in report or "formula" not in report:
-        raise InterpScoreError(
-            f"{args.file} is not an interpscore report (no 'saes' / 'formula').",
-            "pass the interpscore.json written by `pytest benchmarks`.",
+    if isinstance(report, dict) and report.get("schema", SCHEMA) != SCHEMA:
+        raise BaselineError(
+            f"Report {args.file} has schema {report['schema']!r}; this version reads {SCHEMA!r}.",
+            "regenerate it with this version of interpscore.",
         )
-    out = Path(args.out) if args.out else Path(args.file).with_suffix(".md")
-    write_atomic(out, render_markdown(report))
+    check_report_shape(report, args.file, for_markdown=True)
+    try:
+        text = render_markdown(report)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # A family's own section reads its own keys; the shape check covers the shared ones.
+        raise InterpScoreError(
+            f"Report {args.file}: a section cannot be rendered from its data ({summarize(exc)}).",
+            "regenerate the report with this version of interpscore.",
+        ) from exc
+    _write(out, text)
     print(out)
     return 0
 
 
+def _write(path: Path, text: str) -> None:
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise InterpScoreError(
+            f"Cannot write {path}: {exc.strerror or exc}.", "choose a path you can write."
+        ) from exc
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
+    tolerances = parse_tolerances(
+        args.tolerance,
+        args.tolerance_for,
+        not args.ignore_intervals,
+        ("--tolerance", "--tolerance-for"),
+    )
     baseline = load_report(args.baseline, "Baseline")
     current = load_report(args.current)
-    tolerances = parse_tolerances(args.tolerance, args.tolerance_for, not args.ignore_intervals)
     result = compare(baseline, current, tolerances)
+    if result.unmatched:
+        base_ids = [s["id"] for s in baseline["saes"]]
+        now_ids = [s["id"] for s in current["saes"]]
+        raise BaselineError(
+            f"No SAE is in both baseline {args.baseline} ({some_ids(base_ids)}) and "
+            f"{args.current} ({some_ids(now_ids)}): nothing was compared, so the gate fails.",
+            "gate a report against a baseline of the same SAEs (they are matched by id).",
+        )
     for note in result.notes:
-        print(note)
+        print(one_line(note))
     print("\n".join(result.table()) if result.regressions else "no regressions")
     return 0 if result.passed else 1
 
@@ -125,17 +186,22 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from interpscore.saebench.export import export_saebench
 
-    report = load_report(args.file)
-    result = export_saebench(report, Path(args.out), args.release)
+    out = check_output(Path(args.out), "folder")
+    report = load_report(args.file, require=("saes",))  # the formula is not exported
+    try:
+        result = export_saebench(report, out, args.release)
+    except InterpScoreError as exc:  # name the report the problem is in
+        raise type(exc)(f"Exporting {args.file}: {exc.problem}", exc.fix) from exc
     for path in result.written:
         print(path)
-    for sae, eval_type, why in result.skipped:
-        print(f"not written: {eval_type} of {sae}: {why}", file=sys.stderr)
     if not result.written:
+        first = "; first: {1} of {0}: {2}".format(*result.skipped[0]) if result.skipped else ""
         raise InterpScoreError(
-            f"{args.file} has no SAE with the values of any SAEBench eval.",
+            f"{args.file} has no SAE with the values of any SAEBench eval{first}.",
             "export a report of a run that measured core, probing, tpp or absorption metrics.",
         )
+    for sae, eval_type, why in result.skipped:
+        print(one_line(f"not written: {eval_type} of {sae}: {why}"), file=sys.stderr)
     return 0
 
 
@@ -143,19 +209,48 @@ def cmd_import_saebench(args: argparse.Namespace) -> int:
     from interpscore.results.report import write_reports
     from interpscore.saebench.importer import expand, import_saebench
 
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise InterpScoreError(
+            f"Output {out} does not end in .json; its Markdown would take the same name.",
+            "give a report path such as saebench/interpscore.json.",
+        )
+    paths = expand(args.files)
+    for target in (out, out.with_suffix(".md"), out.with_suffix(".png")):
+        check_output(target, "file", tuple(paths))
     formula = get_formula(args.formula)
-    report, errors = import_saebench(expand(args.files), formula, sys.argv)
-    for line in errors:
-        print(f"interpscore: error: {line}", file=sys.stderr)
+    report, errors = import_saebench(paths, formula, sys.argv)
     if not report["saes"]:
-        raise InterpScoreError("No SAEBench file could be read.", "see the errors above.")
-    json_path, md_path = write_reports(report, Path(args.out))
+        for line in errors[:-1]:
+            print(f"interpscore: error: {one_line(line)}", file=sys.stderr)
+        if not errors:
+            raise InterpScoreError("No SAEBench file was read.", "pass result files.")
+        raise InterpScoreError(f"No report written: {errors[-1]}")
+    for line in errors:
+        print(f"interpscore: error: {one_line(line)}", file=sys.stderr)
+    try:
+        json_path, md_path = write_reports(report, out)
+    except OSError as exc:
+        raise InterpScoreError(
+            f"Cannot write {out}: {exc.strerror or exc}.", "choose a path you can write."
+        ) from exc
     print(f"{len(report['saes'])} SAE(s) from {len(args.files)} path(s): {json_path}, {md_path}")
     return 1 if errors else 0
 
 
+class _ArgumentError(InterpScoreError):
+    """A command line argparse refuses."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one ``interpscore: error:`` line with the fix."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ArgumentError(f"{self.prog}: {message}.", f"see `{self.prog} --help`.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interpscore", description="InterpScore tools.")
+    parser = Parser(prog="interpscore", description="InterpScore tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("score", help="InterpScore of a JSON object of components (or a list).")
     p.add_argument(
@@ -201,11 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; a user's error is one ``interpscore: error:`` line and status 2."""
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
     except InterpScoreError as exc:
-        print(f"interpscore: error: {exc}", file=sys.stderr)
+        print(f"interpscore: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -13,7 +13,6 @@ zero (so the value is a lower bound), and the weights are never renormalised.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from interpscore.errors import FormulaError
+from interpscore.jsonio import finite_number, parse_json, read_bytes, shown
 from interpscore.metrics.l0 import DEFAULT_L0_TARGET
 
 if sys.version_info >= (3, 11):
@@ -46,8 +46,9 @@ def check_components(formula: Formula) -> Formula:
     known = known_components()
     unknown = sorted(set(formula.weights) - set(known))
     if unknown:
+        named = ", ".join(shown(n) for n in unknown)
         raise FormulaError(
-            f"Formula {formula.version!r} names unknown component(s) {', '.join(unknown)}.",
+            f"Formula {formula.version!r} names unknown component(s) {named}.",
             f"use only: {', '.join(known)}.",
         )
     return formula
@@ -59,13 +60,18 @@ def _validate_weights(version: str, weights: dict[str, Any]) -> None:
     for name, weight in weights.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise FormulaError(
-                f"Formula {version!r}: weight of {name} is {weight!r}, not a number.",
+                f"Formula {version!r}: weight of {shown(name)} is {weight!r}, not a number.",
                 "write each weight as a plain number.",
             )
-        if not math.isfinite(weight) or weight < 0:
+        if not finite_number(weight) or weight < 0:
             raise FormulaError(
-                f"Formula {version!r}: weight of {name} is {weight!r}.",
+                f"Formula {version!r}: weight of {shown(name)} is {weight!r}.",
                 "weights must be finite and non-negative.",
+            )
+        if weight > 1:
+            raise FormulaError(
+                f"Formula {version!r}: weight of {shown(name)} is {weight!r}, more than 1.",
+                "rescale the weights so they sum to 1.",
             )
     total = math.fsum(float(w) for w in weights.values())
     if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
@@ -87,7 +93,7 @@ class Formula:
 
     def __post_init__(self) -> None:
         _validate_weights(self.version, dict(self.weights))
-        if not (math.isfinite(self.l0_target) and self.l0_target > 0):
+        if not (finite_number(self.l0_target) and self.l0_target > 0):
             raise FormulaError(
                 f"Formula {self.version!r} has l0_target={self.l0_target!r}.",
                 "set l0_target to a positive number (the seed uses 80).",
@@ -187,28 +193,29 @@ def load_formula_file(path: str | Path) -> Formula:
     optionally ``l0_target`` and ``description``.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormulaError(
-            f"Cannot read formula file {path}: {exc.strerror}.", "check the path."
-        ) from exc
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(raw)
-        else:
+    raw = read_bytes(path, "formula file", FormulaError)
+    where = f"Formula file {path}"
+    if path.suffix.lower() == ".json":
+        data = parse_json(raw, where, FormulaError)
+    else:
+        try:
             data = tomllib.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FormulaError(
-            f"Formula file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}.",
-            "fix the syntax (see README: 'Adding a formula version').",
-        ) from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise FormulaError(
+                f"{where} is not valid TOML: {str(exc).splitlines()[0] if str(exc) else exc}.",
+                "fix the syntax (see README: 'Adding a formula version').",
+            ) from exc
+        except (RecursionError, ValueError) as exc:  # nesting or a number tomllib refuses
+            raise FormulaError(
+                f"{where} cannot be read as TOML ({type(exc).__name__}).",
+                "fix the file (see README: 'Adding a formula version').",
+            ) from exc
     if not isinstance(data, dict):
         raise FormulaError(f"Formula file {path} is not a table.", "see README for the format.")
     extra = sorted(set(data) - {"version", "weights", "l0_target", "description"})
     if extra:
         raise FormulaError(
-            f"Formula file {path} has unknown key(s) {', '.join(extra)}.",
+            f"Formula file {path} has unknown key(s) {', '.join(shown(k) for k in extra)}.",
             "use only version, weights, l0_target, description.",
         )
     version = data.get("version")
@@ -223,17 +230,25 @@ def load_formula_file(path: str | Path) -> Formula:
     if not isinstance(weights, dict):
         raise FormulaError(f"Formula file {path} has no [weights] table.", "add one.")
     l0_target = data.get("l0_target", DEFAULT_L0_TARGET)
-    if isinstance(l0_target, bool) or not isinstance(l0_target, (int, float)):
-        raise FormulaError(f"Formula file {path}: l0_target is not a number.", "fix it.")
-    return check_components(
-        Formula(
-            version=version,
-            weights={str(k): v for k, v in weights.items()},
-            l0_target=float(l0_target),
-            description=str(data.get("description", "")),
-            source=str(path),
+    if not finite_number(l0_target) or l0_target <= 0:
+        raise FormulaError(
+            f"Formula file {path}: l0_target is {l0_target!r}, not a positive number.",
+            "set l0_target to a positive number (the seed uses 80).",
         )
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise FormulaError(
+            f"Formula file {path}: description is {type(description).__name__}, not text.",
+            'write description = "…" or leave it out.',
+        )
+    formula = Formula(
+        version=version,
+        weights={str(k): v for k, v in weights.items()},
+        l0_target=float(l0_target),
+        description=description,
+        source=str(path),
     )
+    return check_components(formula)
 
 
 def get_formula(version_or_path: str | None) -> Formula:

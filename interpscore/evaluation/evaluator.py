@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from interpscore.errors import InterpScoreError, SpecError
+from interpscore.errors import InterpScoreError, SpecError, summarize
 from interpscore.evaluation.settings import RunSettings
 from interpscore.evaluation.shared_pass import Accumulator, PassInfo, run_shared_pass
 from interpscore.results.records import (
@@ -200,6 +200,11 @@ class Evaluator:
                 self._loaded[sae_id] = loaded
             except InterpScoreError as exc:
                 self._loaded[sae_id] = exc
+            except Exception as exc:  # noqa: BLE001 - one SAE's broken files fail it alone
+                self._loaded[sae_id] = SpecError(
+                    f"SAE {sae_id} could not be loaded ({summarize(exc)}).",
+                    "check its files (cfg.json and weights), or re-download / re-export it.",
+                )
         value = self._loaded[sae_id]
         if isinstance(value, InterpScoreError):
             raise value
@@ -282,10 +287,18 @@ class Evaluator:
     def _build_group(self, loaded: LoadedSAE) -> HookGroup | InterpScoreError:
         try:
             lm = self.model(loaded.model)
+            lm.check_context(self.settings.context_len)
             site = lm.site(loaded.hook_name)
             window = self.window(lm, loaded.model.base, self.settings.tokens)
         except InterpScoreError as exc:
             return exc
+        except Exception as exc:  # noqa: BLE001 - this group's SAEs fail; other groups run
+            return SpecError(
+                f"Model {loaded.model} or the dataset could not be read for hook "
+                f"{loaded.hook_name} ({summarize(exc)}).",
+                "check --model and --dataset (a model folder, .gguf file or hub id; a text "
+                "file, JSONL, parquet, CSV or hub dataset).",
+            )
         group = HookGroup(self, loaded.model, lm, site, window, self.settings, {})
         for member in self.loaded():
             if (str(member.model), member.hook_name) != (str(loaded.model), loaded.hook_name):

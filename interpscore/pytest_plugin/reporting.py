@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import pytest
 from interpscore.errors import InterpScoreError
 from interpscore.pytest_plugin.options import SETTINGS, SUITE_SETTINGS, is_worker
 from interpscore.results.collect import ResultCollector
+from interpscore.results.files import check_output
 from interpscore.results.gate import GateResult, Tolerances, load_report
 from interpscore.results.gate import compare as compare_to_baseline
 from interpscore.results.markdown import summary_lines
@@ -35,9 +39,28 @@ def pytest_configure(config: pytest.Config) -> None:
             dict(config.option.gate_tolerance_for),
             not config.option.gate_ignore_intervals,
         )
+    try:
+        check_output(report_path(config), "file")
+    except InterpScoreError as exc:
+        raise pytest.UsageError(f"--interpscore-json: {exc}") from exc
     config.pluginmanager.register(
         ReportingSession(config, baseline, tolerances), "interpscore-reporting"
     )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def report_path(config: pytest.Config) -> Path:
+    """Where the report goes: ``--interpscore-json``, relative to the invocation folder."""
+    path = Path(config.option.interpscore_json)
+    return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+
+
+def interrupted_path(path: Path) -> Path:
+    """Where an interrupted run's report goes, beside the complete one it must not replace."""
+    return path.with_name(f"{path.stem}.interrupted{path.suffix}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -71,6 +94,17 @@ class ReportingSession:
         self.baseline = baseline
         self.tolerances = tolerances
         self.gate: GateResult | None = None
+        self._previous_sigterm: Any = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Let SIGTERM (a scheduler's pre-emption, ``kill``) end the run as Ctrl-C does, so
+        the interrupted-run report is written and the last complete report is kept."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.ingest(report)
@@ -89,16 +123,38 @@ class ReportingSession:
             }
             if not self.gate.passed:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        path = Path(self.config.option.interpscore_json)
-        if not path.is_absolute():
-            path = Path(self.config.invocation_params.dir) / path
-        self.written = write_reports(report, path)
+        path = report_path(self.config)
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            # Never replace the last complete report with part of a run.
+            report["run"]["interrupted"] = True
+            path = interrupted_path(path)
+        try:
+            self.written = write_reports(report, path)
+        except OSError as exc:
+            self.written = self._save_elsewhere(report, path, exc)
+
+    def _save_elsewhere(
+        self, report: dict[str, Any], path: Path, exc: OSError
+    ) -> tuple[Path, Path]:
+        """The output location broke during the run: keep the results in a temporary folder
+        and say where, rather than losing the evaluation."""
+        folder = Path(tempfile.mkdtemp(prefix="interpscore-"))
+        written = write_reports(report, folder / path.name)
+        self.config.get_terminal_writer().line(
+            f"InterpScore: could not write {path} ({exc.strerror or exc}); the report was "
+            f"saved to {written[0]} instead.",
+            red=True,
+        )
+        return written
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.written is None:
             return
-        terminalreporter.write_sep("=", "InterpScore")
-        for line in summary_lines(json.loads(self.written[0].read_text())):
+        report = json.loads(self.written[0].read_text())
+        interrupted = bool(report["run"].get("interrupted"))
+        title = "InterpScore (interrupted: partial results)" if interrupted else "InterpScore"
+        terminalreporter.write_sep("=", title)
+        for line in summary_lines(report):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"reports: {self.written[0]} and {self.written[1]}")
         if self.gate is not None:

@@ -10,7 +10,7 @@ formula version is compared on the components both share, and the notes say so.
 
 from __future__ import annotations
 
-import json
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +18,10 @@ from typing import Any
 
 from interpscore.errors import BaselineError
 from interpscore.formula import known_components
+from interpscore.jsonio import parse_json, read_bytes, shown
 from interpscore.results.markdown import regression_table
 from interpscore.results.report import SCHEMA
-
-SCORE = "interp_score"
+from interpscore.results.report_shape import SCORE, check_report_shape
 
 
 @dataclass(frozen=True)
@@ -49,52 +49,72 @@ def parse_tolerance(text: str, what: str = "--gate-tolerance") -> float:
     return value
 
 
-def parse_tolerance_item(text: str) -> tuple[str, float]:
+def tolerance_names() -> tuple[list[str], list[str]]:
+    """(names the gate compares: interp_score and the components, every name a user may
+    mean: those and every registered metric)."""
+    from interpscore.suites import REGISTRY
+
+    compared = [SCORE, *known_components()]
+    return compared, [*compared, *(m.name for m in REGISTRY.metrics() if m.name not in compared)]
+
+
+def parse_tolerance_item(text: str, what: str = "--gate-tolerance-for") -> tuple[str, float]:
     """``NAME=X``, where NAME is ``interp_score`` or a formula component."""
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep or not name:
-        raise BaselineError(
-            f"--gate-tolerance-for {text!r} is not NAME=VALUE.", "write e.g. tpp=0.05."
+        raise BaselineError(f"{what} {text!r} is not NAME=VALUE.", "write e.g. tpp=0.05.")
+    compared, known = tolerance_names()
+    if name not in compared:
+        close = difflib.get_close_matches(name, compared, n=4, cutoff=0.6)
+        why = (
+            "a metric that is not a formula component"
+            if name in known
+            else f"not a known name{'; did you mean ' + ', '.join(close) + '?' if close else ''}"
         )
-    known = [SCORE, *known_components()]
-    if name not in known:
         raise BaselineError(
-            f"--gate-tolerance-for names {name!r}, which the gate never compares.",
-            f"use interp_score or a component: {', '.join(known[1:])}.",
+            f"{what} names {name!r}, which the gate never compares ({why}).",
+            f"use interp_score or a component: {', '.join(compared[1:])}.",
         )
-    return name, parse_tolerance(value, f"--gate-tolerance-for {name}")
+    return name, parse_tolerance(value, f"{what} {name}")
 
 
 def parse_tolerances(
-    default: str | float, per_name: list[str], use_intervals: bool = True
+    default: str | float,
+    per_name: list[str],
+    use_intervals: bool = True,
+    options: tuple[str, str] = ("--gate-tolerance", "--gate-tolerance-for"),
 ) -> Tolerances:
-    """Validate ``--gate-tolerance`` and ``--gate-tolerance-for NAME=VALUE`` values."""
-    table = dict(parse_tolerance_item(item) for item in per_name)
-    return Tolerances(parse_tolerance(str(default)), table, use_intervals)
+    """Validate ``--gate-tolerance`` and ``--gate-tolerance-for NAME=VALUE`` values
+    (``options`` names the two options in messages)."""
+    table: dict[str, float] = {}
+    for item in per_name:
+        name, value = parse_tolerance_item(item, options[1])
+        if name in table and table[name] != value:
+            raise BaselineError(
+                f"{options[1]} gives {name} two tolerances ({table[name]:g} and {value:g}).",
+                "give each name once.",
+            )
+        table[name] = value
+    return Tolerances(parse_tolerance(str(default), options[0]), table, use_intervals)
 
 
-def load_report(path: str | Path, role: str = "Report") -> dict[str, Any]:
+def load_report(
+    path: str | Path, role: str = "Report", require: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """Read a report (a baseline or a new run); refuse files that are not interpscore
-    reports of this schema."""
+    reports of this schema, or whose parts have the wrong shape (see check_report_shape;
+    ``require`` names the top-level keys the caller needs, by default formula and saes)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise BaselineError(
-            f"Cannot read {role.lower()} {path}: {exc.strerror}.", "check the path."
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise BaselineError(
-            f"{role} {path} is not JSON ({exc.msg}).", "pass an interpscore.json."
-        ) from exc
+    raw = read_bytes(path, role.lower(), BaselineError)
+    data = parse_json(raw, f"{role} {path}", BaselineError)
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != SCHEMA:
         raise BaselineError(
             f"{role} {path} has schema {schema!r}; this harness compares {SCHEMA!r}.",
             "regenerate it with this version of interpscore.",
         )
-    return data
+    return check_report_shape(data, path, role, require=require)
 
 
 @dataclass
@@ -123,6 +143,8 @@ class GateResult:
     missing_saes: list[str]
     extra_saes: list[str]
     notes: list[str]
+    #: Why nothing could be compared (no SAE id in both reports); the gate then fails.
+    unmatched: str | None = None
 
     @property
     def regressions(self) -> list[GateRow]:
@@ -130,7 +152,7 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
-        return not self.regressions
+        return not self.regressions and self.unmatched is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +162,7 @@ class GateResult:
             "missing_saes": self.missing_saes,
             "extra_saes": self.extra_saes,
             "notes": self.notes,
+            "unmatched": self.unmatched,
         }
 
     def table(self) -> list[str]:
@@ -199,4 +222,19 @@ def compare(
         notes.append(f"In the baseline but not in this run: {', '.join(missing)}.")
     if extra:
         notes.append(f"New in this run (no baseline): {', '.join(extra)}.")
-    return GateResult(rows, missing, extra, notes)
+    unmatched = None
+    if not set(base_saes) & set(now_saes):
+        unmatched = (
+            f"No SAE is in both the baseline ({some_ids(base_saes)}) and this run "
+            f"({some_ids(now_saes)}), so nothing was compared and the gate fails."
+        )
+        notes.insert(0, unmatched)
+    return GateResult(rows, missing, extra, notes, unmatched)
+
+
+def some_ids(ids: dict[str, Any] | list[str], limit: int = 3) -> str:
+    """A few ids for a message: ``a, b, c and 4 more`` or ``no SAEs``."""
+    if not ids:
+        return "no SAEs"
+    named = ", ".join(shown(i) for i in list(ids)[:limit])
+    return named + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

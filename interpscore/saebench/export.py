@@ -11,6 +11,7 @@ SAEBench's schema before it is written.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from interpscore import __version__
-from interpscore.errors import InterpScoreError
+from interpscore.errors import InterpScoreError, summarize
 from interpscore.results.files import dumps, write_atomic
 from interpscore.saebench.mapping import Field, fields_of, passed
 from interpscore.saebench.schema import EVAL_TYPES, SCHEMA_VERSION, EvalType, check, set_path
@@ -42,9 +43,16 @@ def _epoch_millis(entry: dict[str, Any], report: dict[str, Any]) -> int:
     stamp = entry.get("timestamp") or (report.get("run") or {}).get("timestamp")
     if not stamp:
         raise InterpScoreError(
-            f"SAE {entry.get('id')} has no timestamp.", "export a report written by pytest."
+            f"SAE {entry.get('id')!r} has no timestamp.", "export a report written by pytest."
         )
-    return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+    try:
+        return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise InterpScoreError(
+            f"SAE {entry.get('id')!r}: key timestamp {stamp!r} is not an ISO date and time "
+            f"({summarize(exc)}).",
+            "write it as e.g. 2026-01-02T03:04:05+00:00, or regenerate the report.",
+        ) from exc
 
 
 def _saebench_config(eval_type: str, entry: dict[str, Any], run: dict[str, Any]) -> dict:
@@ -117,12 +125,25 @@ def _sae_cfg(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if v is not None}
 
 
+def _read(f: Field, entry: dict[str, Any]) -> float | int | None:
+    """One field's value; a one-line error naming the SAE and the metric when the metric's
+    details do not have the shape the field reads."""
+    try:
+        return f.read(entry)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        raise InterpScoreError(
+            f"SAE {entry.get('id')!r}: key metrics.{f.metric} cannot be read for SAEBench's "
+            f"{f.path} ({summarize(exc)}).",
+            "correct that metric's details, or regenerate the report.",
+        ) from exc
+
+
 def build_file(
     eval_type: EvalType, entry: dict[str, Any], report: dict[str, Any], release: str
 ) -> dict[str, Any] | str:
     """One SAEBench result file for one SAE, or why it cannot be written."""
     fields = fields_of(eval_type.id)
-    values = {f.path: f.read(entry) for f in fields}
+    values = {f.path: _read(f, entry) for f in fields}
     for f in fields:
         if f.path in eval_type.required and values[f.path] is None:
             return f"the report has no value for {f.path} (from {f.source})"
@@ -170,16 +191,47 @@ def build_file(
 def export_saebench(
     report: dict[str, Any], out_dir: Path, release: str = DEFAULT_RELEASE
 ) -> ExportResult:
-    """Write every (SAE, eval type) file the report supports under ``out_dir``."""
+    """Write every (SAE, eval type) file the report supports under ``out_dir``.
+
+    Every file is built and its path checked before the first is written, so that a
+    report that cannot be exported leaves nothing behind, and two SAEs whose ids give the
+    same file name are refused rather than one overwriting the other.
+    """
     result = ExportResult()
+    planned: dict[Path, tuple[str, dict[str, Any]]] = {}
     for entry in report.get("saes") or []:
         for eval_type in EVAL_TYPES.values():
             built = build_file(eval_type, entry, report, release)
             if isinstance(built, str):
                 result.skipped.append((str(entry["id"]), eval_type.id, built))
                 continue
-            path = out_dir / eval_type.folder / file_name(release, str(entry["id"]))
+            name = file_name(release, str(entry["id"]))
+            if "\0" in name or len(os.fsencode(name)) > 255:
+                raise InterpScoreError(
+                    f"SAE {entry['id']!r} with release {release!r} gives no usable file name.",
+                    "use a shorter SAE id or --release without NUL characters.",
+                )
+            path = out_dir / eval_type.folder / name
+            if path in planned:
+                raise InterpScoreError(
+                    f"SAEs {planned[path][0]!r} and {entry['id']!r} both give the file {path}.",
+                    "give the SAEs ids that differ in more than '/' versus '_'.",
+                )
+            planned[path] = (str(entry["id"]), built)
+    for path in planned:
+        for target, kind in ((path.parent, "folder"), (path, "file")):
+            if target.exists() and (target.is_dir() != (kind == "folder")):
+                raise InterpScoreError(
+                    f"Cannot write {path}: {target} exists and is not a {kind}.",
+                    "export to another folder (-o), or move that path away.",
+                )
+    for path, (_, built) in planned.items():
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, dumps(built))
-            result.written.append(path)
+        except OSError as exc:
+            raise InterpScoreError(
+                f"Cannot write {path}: {exc.strerror or exc}.", "export to a folder you can write."
+            ) from exc
+        result.written.append(path)
     return result

@@ -24,6 +24,7 @@ import numpy as np
 
 from interpscore.errors import InterpScoreError
 from interpscore.formula import Formula
+from interpscore.jsonio import finite_number, first_nonfinite, parse_json, read_bytes, shown
 from interpscore.metrics import core as cm
 from interpscore.metrics.l0 import l0_score
 from interpscore.results.collect import ResultCollector, SAEEntry
@@ -31,6 +32,7 @@ from interpscore.results.records import MetricRecord
 from interpscore.results.report import build_report
 from interpscore.saebench.mapping import FIELDS, finite
 from interpscore.saebench.schema import EVAL_TYPES, EvalType, check, get_path, known_paths
+from interpscore.suites import REGISTRY
 
 #: Older SAEBench key names, read as their current ones.
 ALIASES = {"mean.mean_absorption_score": "mean.mean_absorption_fraction_score"}
@@ -73,7 +75,7 @@ def _eval_type_of(doc: dict[str, Any], path: Path) -> str:
         if declared in EVAL_TYPES or declared in KEPT_ONLY:
             return declared
         raise SAEBenchFileError(
-            f"{path.name}: eval_type_id {declared!r} is not one this version reads.",
+            f"{path.name}: eval_type_id {declared[:60]!r} is not one this version reads.",
             f"pass files of {', '.join([*EVAL_TYPES, *KEPT_ONLY])}.",
         )
     by_category = {
@@ -90,7 +92,7 @@ def _eval_type_of(doc: dict[str, Any], path: Path) -> str:
             return eval_type
     raise SAEBenchFileError(
         f"{path.name}: no eval_type_id, and eval_result_metrics has none of the known "
-        f"categories ({', '.join(sorted(metrics))}).",
+        f"categories ({', '.join(shown(str(k)) for k in sorted(metrics)[:8])}).",
         "pass SAEBench result files of core, sparse_probing, tpp, scr, absorption or autointerp.",
     )
 
@@ -133,30 +135,80 @@ def _has(metrics: dict[str, Any], path: str) -> bool:
     return True
 
 
+#: Envelope checks alone, for files of the eval types kept verbatim (``scr``).
+_ENVELOPE_ONLY = EvalType("envelope", "", ())
+#: What an imported SAE keeps of ``sae_cfg_dict`` (see ``_describe``).
+CFG_KEYS = ("model_name", "hook_name", "hook_layer", "d_in", "d_sae", "architecture", "k")
+CFG_KEYS += ("training_tokens",)
+#: Epoch milliseconds that a date can be made of (years 1970 to 9999).
+MAX_EPOCH_MILLIS = 253_402_300_799_999
+
+
+def _out_of_bounds(doc: dict[str, Any], eval_type: str) -> list[str]:
+    """Values of fields that fill one of our metrics and lie outside its bounds (a
+    fraction of 1.7, a negative L0): refused, never clipped."""
+    problems = []
+    for f in FIELDS:
+        if (
+            f.eval_type != eval_type
+            or not f.same
+            or f.derive
+            or f.detail
+            or f.metric not in REGISTRY
+        ):
+            continue
+        try:
+            value = get_path(doc["eval_result_metrics"], f.path)
+        except KeyError:
+            continue
+        low, high = REGISTRY.metric(f.metric).bounds
+        if finite_number(value) and (
+            (low is not None and value < low) or (high is not None and value > high)
+        ):
+            span = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+            problems.append(f"key eval_result_metrics.{f.path} is {value!r}, outside {span}")
+    return problems
+
+
 def read_file(path: Path) -> tuple[str, dict[str, Any]]:
     """(eval type, document with current key names) of one SAEBench file."""
-    try:
-        doc = json.loads(path.read_text())
-    except OSError as exc:
-        raise SAEBenchFileError(f"Cannot read {path}: {exc.strerror}.", "check the path.") from exc
-    except json.JSONDecodeError as exc:
-        raise SAEBenchFileError(
-            f"{path.name} is not JSON ({exc.msg}, line {exc.lineno}).",
-            "pass SAEBench result files (*_eval_results.json).",
-        ) from exc
+    doc = parse_json(
+        read_bytes(path, "SAEBench file", SAEBenchFileError), path.name, SAEBenchFileError
+    )
     if not isinstance(doc, dict):
         raise SAEBenchFileError(f"{path.name} is not a JSON object.", "pass SAEBench files.")
     eval_type = _eval_type_of(doc, path)
     doc = {**doc, "eval_result_metrics": _normalise(doc["eval_result_metrics"])}
-    if eval_type in EVAL_TYPES:
-        problems = _import_problems(doc, EVAL_TYPES[eval_type])
-        if problems:
-            raise SAEBenchFileError(
-                f"{path.name} ({eval_type}): {problems[0]}"
-                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                + ".",
-                "pass an unmodified SAEBench result file.",
-            )
+    known = EVAL_TYPES.get(eval_type, _ENVELOPE_ONLY)
+    problems = (
+        _import_problems(doc, known)
+        if eval_type in EVAL_TYPES
+        else [p for p in check(doc, known) if not p.startswith("missing key") or "sae_lens_id" in p]
+    )
+    if not problems:  # the envelope's types are right: its parts can be read
+        kept = {
+            "eval_result_metrics": doc["eval_result_metrics"],
+            "sae_cfg_dict": {
+                k: v for k, v in (doc.get("sae_cfg_dict") or {}).items() if k in CFG_KEYS
+            },
+        }
+        bad = first_nonfinite(kept)
+        if bad is not None:
+            problems.append(f"key {bad} is NaN or infinite (write null for a missing value)")
+        problems += _out_of_bounds(doc, eval_type)
+        millis = doc.get("datetime_epoch_millis")
+        if finite_number(millis) and not 0 <= millis <= MAX_EPOCH_MILLIS:
+            problems.append(f"key datetime_epoch_millis is {millis!r}, not a date")
+        model = (doc.get("eval_config") or {}).get("model_name")
+        if model is not None and not isinstance(model, str):
+            problems.append(f"key eval_config.model_name is {type(model).__name__}, not text")
+    if problems:
+        raise SAEBenchFileError(
+            f"{path.name} ({eval_type}): {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            + ".",
+            "pass an unmodified SAEBench result file.",
+        )
     if not doc.get("sae_lens_id"):
         raise SAEBenchFileError(
             f"{path.name}: key sae_lens_id is missing or empty.",

@@ -137,6 +137,26 @@ class HookedLM:
         return int(getattr(config, "hidden_size", None) or config.n_embd)
 
     @property
+    def max_context(self) -> int | None:
+        """The longest sequence the model's position embeddings allow (None: not stated)."""
+        config = self.model.config
+        for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def check_context(self, context_len: int) -> None:
+        """Refuse a context longer than the model's positions (it would run, silently wrong)."""
+        limit = self.max_context
+        if limit is not None and context_len > limit:
+            raise SpecError(
+                f"--context-len {context_len} is longer than {self.name} allows "
+                f"({limit} positions).",
+                f"use --context-len {limit} or less.",
+            )
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from interpscore.errors import SpecError
+from interpscore.errors import SpecError, redact_secrets, summarize
 from interpscore.subjects.models import ModelRef, parse_model_ref
 
 SpecKind = Literal["saelens-dir", "dictionary-learning-dir", "hub", "saelens-release"]
@@ -100,7 +100,7 @@ class LoadedSAE:
 
 
 def _readable_id(text: str) -> str:
-    text = text.rstrip("/")
+    text = redact_secrets(text).rstrip("/")
     return _ID_UNSAFE.sub("-", text).strip("-") or "sae"
 
 
@@ -126,7 +126,19 @@ def _zoo_spec(text: str, explicit_id: str | None) -> SAESpec:
 
 
 def parse_sae_spec(text: str) -> SAESpec:
-    """Classify a ``--sae`` value; the error lists the accepted forms."""
+    """Classify a ``--sae`` value; the error lists the accepted forms. A credential in the
+    value (a token in a path or URL) is kept for loading but never shown: the spec's text
+    and id, which reports and messages use, have it redacted."""
+    spec = _parse_sae_spec(text)
+    shown = redact_secrets(spec.id)
+    return replace(
+        spec,
+        text=redact_secrets(spec.text),
+        id=spec.id if shown == spec.id else _readable_id(shown),
+    )
+
+
+def _parse_sae_spec(text: str) -> SAESpec:
     name, sep, rest = text.partition("=")
     explicit_id = None
     if sep and name and "/" not in name and not Path(text).exists():
@@ -178,9 +190,13 @@ def parse_sae_spec(text: str) -> SAESpec:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SpecError(f"{path} is not valid JSON ({exc.msg}).", "fix or re-export it.") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path} is not UTF-8 text.", "fix or re-export it.") from exc
+    except OSError as exc:
+        raise SpecError(f"Cannot read {path}: {exc.strerror}.", "check its permissions.") from exc
     if not isinstance(data, dict):
         raise SpecError(f"{path} is not a JSON object.", "re-export the SAE config.")
     return data
@@ -269,14 +285,33 @@ def _load_saelens_dir(spec: SAESpec, path: Path, device: str, source: str) -> Lo
             f"{path / 'cfg.json'} is missing field(s) {', '.join(missing)}.",
             "add them (the SAE's input width and number of latents).",
         )
+    _check_safetensors(path / "sae_weights.safetensors")
     try:
         sae = SAE.load_from_disk(path, device=device, dtype="float32")
-    except (KeyError, ValueError, RuntimeError, OSError, TypeError) as exc:
+    except Exception as exc:  # any failure here is this SAE's, said in one line
         raise SpecError(
-            f"sae-lens cannot load {path} ({type(exc).__name__}: {exc}).",
-            "check cfg.json against the weights (architecture, d_in, d_sae).",
+            f"sae-lens cannot load {path} ({summarize(exc)}).",
+            "check cfg.json against sae_weights.safetensors (architecture, d_in, d_sae), "
+            "or re-export the SAE.",
         ) from exc
     return _finish(spec, sae, cfg, source)
+
+
+def _check_safetensors(path: Path) -> None:
+    """Refuse a weights file whose header or tensor table cannot be read, naming the file."""
+    from safetensors import safe_open
+
+    if path.stat().st_size == 0:
+        raise SpecError(f"{path} is empty.", "re-download or re-save the SAE's weights.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                handle.get_slice(key).get_shape()
+    except Exception as exc:  # the library raises its own error types
+        raise SpecError(
+            f"{path} is not a readable safetensors file ({summarize(exc)}).",
+            "re-download or re-save the SAE's weights.",
+        ) from exc
 
 
 def _dictionary_learning_state(

@@ -26,6 +26,15 @@ UNIT = (0.0, 1.0)
 #: Counts over the whole window (a latent ever firing): a bootstrap resample holds only
 #: ~63% distinct sequences, so their replicates are biased low and are re-centred.
 WINDOW_METRICS = frozenset({"alive", "dead_fraction"})
+#: Why a core ratio can be 0/0 for a subject (then it is not applicable, never a number).
+UNDEFINED = {
+    "relative_reconstruction_bias": "E⟨x, x̂⟩ = 0 (the reconstruction is zero or orthogonal "
+    "to the input)",
+    "ce_loss_score": "zero-ablating the hook leaves the loss unchanged (CE_zero = CE_clean)",
+    "kl_div_score": "zero-ablating the hook leaves the predictions unchanged (KL_zero = 0)",
+    "explained_variance": "the activations have no variance on this window",
+    "explained_variance_legacy": "the activations have no variance within a batch",
+}
 #: Key of the per-latent token counts (d_sae,) in the pass result: not per sequence, so
 #: kept apart from the sums the metrics and their bootstrap read.
 LATENT_COUNTS = "latent_token_counts"
@@ -138,6 +147,9 @@ class CoreSuite(Suite):
             else cm.SUM_METRICS[metric.name]
         )
         value = cm.evaluate(fn, arrays)
+        if not np.isfinite(value):
+            why = UNDEFINED.get(metric.name, "its denominator is zero on this window")
+            return {metric.name: MetricValue.not_applicable(f"undefined for this SAE (0/0): {why}")}
         replicates = (
             bootstrap_replicates(fn, arrays, run.bootstrap, run.seed) if run.bootstrap > 0 else None
         )
