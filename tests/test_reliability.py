@@ -50,6 +50,23 @@ def _no_traceback(result: pytest.RunResult) -> None:
     assert "most recent call last" not in text
 
 
+def _one_line_failure(pytester: pytest.Pytester, result: pytest.RunResult) -> None:
+    """The run failed in one line with the fix: either the SAE's every metric carries the
+    same one-line error in the report, or pytest stopped with one usage-error line."""
+    assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.USAGE_ERROR)
+    if result.ret == pytest.ExitCode.TESTS_FAILED:
+        (sae,) = json.loads((pytester.path / REPORT).read_text())["saes"]
+        errors = {m.get("error") for m in sae["metrics"].values()}
+        assert len(errors) == 1
+        (error,) = errors
+        assert "Fix:" in error
+        assert "\n" not in error
+    else:
+        lines = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
+        assert len(lines) == 1
+        assert "Fix:" in lines[0]
+
+
 # SAE directories that are broken in one way, beside a good SAE -------------------------
 
 
@@ -227,18 +244,7 @@ def test_a_bad_model_is_one_line_per_sae(pytester, bench, tiny_saes, tiny_llama,
     result = pytester.runpytest(*bench, f"--sae={tiny_saes['topk']}", f"--model={model}")
     _no_traceback(result)
     assert "remote code ran" not in result.stdout.str() + result.stderr.str()
-    assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.USAGE_ERROR)
-    if result.ret == pytest.ExitCode.TESTS_FAILED:
-        (sae,) = json.loads((pytester.path / REPORT).read_text())["saes"]
-        errors = {m.get("error") for m in sae["metrics"].values()}
-        assert len(errors) == 1
-        (error,) = errors
-        assert "Fix:" in error
-        assert "\n" not in error
-    else:
-        lines = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
-        assert len(lines) == 1
-        assert "Fix:" in lines[0]
+    _one_line_failure(pytester, result)
 
 
 # Datasets ------------------------------------------------------------------------------
@@ -314,18 +320,7 @@ def test_a_bad_dataset_is_one_line(pytester, bench, tiny_saes, tiny_corpus, tmp_
     args = [a for a in bench if not a.startswith("--dataset=")]
     result = pytester.runpytest(*args, f"--dataset={path}", f"--sae={tiny_saes['topk']}")
     _no_traceback(result)
-    assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.USAGE_ERROR)
-    if result.ret == pytest.ExitCode.TESTS_FAILED:
-        (sae,) = json.loads((pytester.path / REPORT).read_text())["saes"]
-        errors = {m.get("error") for m in sae["metrics"].values()}
-        assert len(errors) == 1
-        (error,) = errors
-        assert "Fix:" in error
-        assert "\n" not in error
-    else:
-        lines = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
-        assert len(lines) == 1
-        assert "Fix:" in lines[0]
+    _one_line_failure(pytester, result)
 
 
 # Options: refused when parsed, or against the model before any metric ---------------------
