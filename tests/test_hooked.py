@@ -30,6 +30,12 @@ def test_running_from_the_hook_with_clean_activations_reproduces_the_logits(lm, 
     acts, logits = lm.clean_pass(ids, site)
     assert torch.equal(lm.activations(ids, site), acts)
     torch.testing.assert_close(lm.logits_from(ids, site, acts), logits, rtol=0, atol=1e-5)
+    # last_only unembeds the last position alone, with the same values
+    _, last = lm.clean_pass(ids, site, last_only=True)
+    assert last.shape == (2, 1, logits.shape[-1])
+    torch.testing.assert_close(last, logits[:, -1:], rtol=0, atol=1e-5)
+    tail = lm.logits_from(ids, site, acts, last_only=True)
+    torch.testing.assert_close(tail, logits[:, -1:], rtol=0, atol=1e-5)
 
 
 def test_resid_post_matches_hidden_states(lm):

@@ -456,6 +456,8 @@ class Evaluator:
                 control_reps[control.key] = theirs.replicates.tolist()
         for name, null in result.nulls.items():
             controls[name] = compare(result, null, "null")
+        for name, ceiling in result.ceilings.items():
+            controls[name] = compare(result, ceiling, "ceiling")
         return MetricRecord(
             sae=sae_id,
             metric=metric,

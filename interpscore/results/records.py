@@ -19,7 +19,7 @@ import numpy as np
 from interpscore.metrics.stats import percentile_interval
 
 Status = Literal["passed", "not_applicable", "failed", "skipped"]
-ControlKind = Literal["random-init", "model", "null"]
+ControlKind = Literal["random-init", "model", "null", "ceiling"]
 RANDOM_INIT: ControlKind = "random-init"
 
 
@@ -51,7 +51,10 @@ class MetricValue:
     ``applicable`` is False when a metric's precondition fails (for example a model that
     cannot do the absorption task); ``value`` is then None and ``details`` say why.
     ``nulls`` are the same metric under null conditions the family builds itself (autointerp
-    scores another latent's explanation on the same examples), compared like controls.
+    scores another latent's explanation on the same examples), and ``ceilings`` under the
+    best conditions it knows (task ground truth's supervised dictionary); both are compared
+    like controls. ``breakdown`` holds the parts a value averages (one number per task), so
+    a control's parts can be shown beside the SAE's.
     """
 
     value: float | None
@@ -60,6 +63,8 @@ class MetricValue:
     details: dict[str, Any] = field(default_factory=dict)
     applicable: bool = True
     nulls: dict[str, MetricValue] = field(default_factory=dict)
+    ceilings: dict[str, MetricValue] = field(default_factory=dict)
+    breakdown: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def not_applicable(cls, reason: str, **details: Any) -> MetricValue:
@@ -87,6 +92,7 @@ class ControlComparison:
     difference_ci95: tuple[float, float] | None = None
     skipped: str | None = None
     error: str | None = None
+    breakdown: dict[str, float] = field(default_factory=dict)
 
     @property
     def distinguishes(self) -> bool | None:
@@ -100,13 +106,14 @@ class ControlComparison:
             return {"kind": self.kind, "skipped": self.skipped}
         if self.error is not None:
             return {"kind": self.kind, "error": self.error}
-        return {
+        out = {
             "kind": self.kind,
             "value": self.value,
             "difference": self.difference,
             "difference_ci95": list(self.difference_ci95) if self.difference_ci95 else None,
             "distinguishes": self.distinguishes,
         }
+        return {**out, "breakdown": dict(self.breakdown)} if self.breakdown else out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlComparison:
@@ -118,6 +125,7 @@ class ControlComparison:
             difference_ci95=tuple(ci) if ci else None,  # type: ignore[arg-type]
             skipped=data.get("skipped"),
             error=data.get("error"),
+            breakdown=dict(data.get("breakdown") or {}),
         )
 
 
@@ -128,7 +136,8 @@ def compare(sae: MetricValue, control: MetricValue, kind: ControlKind) -> Contro
     their difference is a paired bootstrap of the difference.
     """
     if not (sae.finite and control.finite):
-        return ControlComparison(kind, control.value if control.finite else None)
+        value = control.value if control.finite else None
+        return ControlComparison(kind, value, breakdown=control.breakdown)
     difference = float(sae.value) - float(control.value)  # type: ignore[arg-type]
     paired = (
         sae.replicates is not None
@@ -137,7 +146,13 @@ def compare(sae: MetricValue, control: MetricValue, kind: ControlKind) -> Contro
         and sae.unit == control.unit
     )
     interval = percentile_interval(sae.replicates - control.replicates) if paired else None  # type: ignore[operator]
-    return ControlComparison(kind, float(control.value), difference, interval)  # type: ignore[arg-type]
+    return ControlComparison(
+        kind,
+        float(control.value),  # type: ignore[arg-type]
+        difference,
+        interval,
+        breakdown=control.breakdown,
+    )
 
 
 @dataclass

@@ -108,7 +108,7 @@ def build_entry(entry: SAEEntry, formula: Formula, timestamp: str) -> dict[str, 
     kinds: dict[str, str] = {}
     for name, m in entry.metrics.items():
         for key, comparison in m.controls.items():
-            if comparison.kind == "null":  # a family's own null is no SAE: it has no score
+            if comparison.kind in ("null", "ceiling"):  # a family's own reference: no score
                 continue
             kinds[key] = comparison.kind
             if _finite(comparison.value):

@@ -228,9 +228,17 @@ class HookedLM:
         finally:
             handle.remove()
 
-    def _forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def _forward(self, input_ids: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Logits of every position, or (``last_only``) of the last one: the unembedding of
+        one position instead of all, for models whose forward takes ``logits_to_keep``."""
         self.n_forward_calls += 1
-        return self.model(input_ids=input_ids, use_cache=False).logits
+        keep = {"logits_to_keep": 1} if last_only and self._keeps_logits else {}
+        logits = self.model(input_ids=input_ids, use_cache=False, **keep).logits
+        return logits[:, -1:] if last_only else logits
+
+    @property
+    def _keeps_logits(self) -> bool:
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     @torch.inference_mode()
     def activations(self, input_ids: torch.Tensor, site: HookSite) -> torch.Tensor:
@@ -267,12 +275,13 @@ class HookedLM:
 
     @torch.inference_mode()
     def clean_pass(
-        self, input_ids: torch.Tensor, site: HookSite
+        self, input_ids: torch.Tensor, site: HookSite, last_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One full forward: the hooked activations and the clean logits."""
+        """One full forward: the hooked activations and the clean logits (of the last
+        position only, (batch, 1, vocab), with ``last_only``)."""
         store: dict[str, torch.Tensor] = {}
         with self._capture(site, store, stop=False):
-            logits = self._forward(input_ids)
+            logits = self._forward(input_ids, last_only)
         return store["acts"], logits
 
     @contextmanager
@@ -287,9 +296,10 @@ class HookedLM:
 
     @torch.inference_mode()
     def logits_from(
-        self, input_ids: torch.Tensor, site: HookSite, acts: torch.Tensor
+        self, input_ids: torch.Tensor, site: HookSite, acts: torch.Tensor, last_only: bool = False
     ) -> torch.Tensor:
-        """Logits when the hook's activations are replaced by ``acts``.
+        """Logits when the hook's activations are replaced by ``acts`` (of the last position
+        only with ``last_only``).
 
         Residual hooks run only the layers after the hook; the embedding lookup still
         runs (it is cheap) but its output is discarded.
@@ -309,7 +319,7 @@ class HookedLM:
             handle = target.register_forward_pre_hook(replace_input, with_kwargs=True)
             try:
                 with self._layers_from(start):
-                    return self._forward(input_ids)
+                    return self._forward(input_ids, last_only)
             finally:
                 handle.remove()
 
@@ -320,6 +330,6 @@ class HookedLM:
 
         handle = module.register_forward_hook(replace_output)
         try:
-            return self._forward(input_ids)
+            return self._forward(input_ids, last_only)
         finally:
             handle.remove()

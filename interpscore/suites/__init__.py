@@ -22,6 +22,7 @@ from interpscore.suites.core import CoreSuite
 from interpscore.suites.ground_truth import GroundTruthSuite
 from interpscore.suites.probing import ProbingSuite
 from interpscore.suites.registry import Registry
+from interpscore.suites.task_ground_truth import TaskGroundTruthSuite
 from interpscore.suites.tpp import TppSuite
 
 REGISTRY = Registry()
@@ -33,6 +34,7 @@ for _suite in (
     AbstractnessSuite(),
     AutointerpSuite(),
     GroundTruthSuite(),
+    TaskGroundTruthSuite(),
 ):
     REGISTRY.register(_suite)
 REGISTRY.load_entry_points()
