@@ -6,6 +6,8 @@
     interpscore gate BASELINE.json CURRENT.json [--tolerance X] [--tolerance-for NAME=X]
     interpscore export REPORT.json --format saebench -o DIR [--release NAME]
     interpscore import-saebench FILE|DIR ... -o REPORT.json [--formula VERSION|FILE]
+    interpscore merge RESULTS_DIR ... -o REPORT.json [--allow-partial]
+    interpscore launch --shards N --results-dir DIR [--executor slurm|local] … -- PYTEST_ARGS
 
 Errors print one line naming the problem and the fix, and exit with status 2.
 """
@@ -238,6 +240,93 @@ def cmd_import_saebench(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from interpscore.cluster.merge import merge, write_merged
+
+    merged = merge(args.dirs, sys.argv, allow_partial=args.allow_partial)
+    json_path, md_path = write_merged(merged, Path(args.out))
+    for note in merged.notes:
+        print(one_line(note), file=sys.stderr)
+    if merged.missing:
+        print(f"partial: {len(merged.missing)} planned SAE(s) have no results", file=sys.stderr)
+    print(
+        f"{len(merged.report['saes'])} SAE(s) from {merged.units} result file(s): "
+        f"{json_path}, {md_path}"
+    )
+    return 0
+
+
+def _slurm_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InterpScoreError(
+            f"--slurm-option {text!r} is not KEY=VALUE.",
+            "give e.g. --slurm-option constraint=h100.",
+        )
+    return key.strip().replace("-", "_"), value
+
+
+def _shard_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InterpScoreError(
+            f"--only {text!r} is not a comma list of shard numbers.",
+            "give e.g. --only 2 or --only 1,3.",
+        ) from None
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from interpscore.cluster.launch import LaunchSettings, launch
+    from interpscore.cluster.plan import parse_devices
+
+    pytest_args = list(args.pytest_args)
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    if not pytest_args:
+        raise InterpScoreError(
+            "No pytest arguments after `--`.",
+            "give what each shard runs, e.g. -- benchmarks --sae=…",
+        )
+    if args.log_dir:
+        log_dir = Path(args.log_dir)
+    elif "://" in args.results_dir:
+        raise InterpScoreError(
+            f"--results-dir {args.results_dir} is a URL: the jobs' logs need a folder.",
+            "give --log-dir on a file system the jobs can write.",
+        )
+    else:
+        log_dir = Path(args.results_dir) / "logs"
+    slurm: dict[str, object] = {}
+    for name in ("partition", "account", "qos", "array_parallelism"):
+        if getattr(args, name) is not None:
+            slurm[name] = getattr(args, name)
+    extra = dict(_slurm_option(text) for text in args.slurm_option)
+    if extra:
+        slurm["additional_parameters"] = extra
+    results_dir = args.results_dir
+    if "://" not in results_dir:
+        results_dir = str(Path(results_dir).resolve())
+    settings = LaunchSettings(
+        pytest_args=tuple(pytest_args),
+        shards=args.shards,
+        results_dir=results_dir,
+        log_dir=log_dir.resolve(),
+        cwd=Path.cwd(),
+        executor=args.executor,
+        only=_shard_list(args.only) if args.only else (),
+        force=args.force,
+        timeout_min=args.timeout_min,
+        gpus_per_shard=args.gpus_per_shard,
+        cpus_per_shard=args.cpus_per_shard,
+        mem_gb=args.mem_gb,
+        devices=parse_devices(args.devices) if args.devices else (),
+        slurm=slurm,
+        setup=tuple(args.setup),
+    )
+    return launch(settings, Path(args.out), sys.argv, print, wait_for_jobs=not args.no_wait)
+
+
 class _ArgumentError(InterpScoreError):
     """A command line argparse refuses."""
 
@@ -292,7 +381,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="report path (JSON; .md beside it)")
     p.add_argument("--formula", default=None, help="formula version or .toml/.json file")
     p.set_defaults(func=cmd_import_saebench)
+    p = sub.add_parser("merge", help="One report from results directories (--results-dir).")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="results directories or URLs")
+    p.add_argument("-o", "--out", required=True, help="report path (JSON; .md beside it)")
+    p.add_argument(
+        "--allow-partial", action="store_true", help="merge even when planned SAEs are missing"
+    )
+    p.set_defaults(func=cmd_merge)
+    _add_launch(sub)
     return parser
+
+
+def _add_launch(sub: Any) -> None:
+    p = sub.add_parser(
+        "launch",
+        help="Run the shards as submitit jobs (Slurm, or local), wait and merge.",
+        description="Everything after `--` is what each shard runs with pytest; the launcher "
+        "adds --shard I/N and --results-dir.",
+    )
+    p.add_argument("--shards", type=int, required=True, metavar="N", help="number of shards")
+    p.add_argument("--results-dir", required=True, metavar="DIR", help="shared results folder")
+    p.add_argument("--only", default=None, metavar="LIST", help="submit only these shards (1,3)")
+    p.add_argument("--force", action="store_true", help="redo SAEs already complete")
+    p.add_argument("--executor", default="auto", choices=["auto", "slurm", "local"])
+    p.add_argument("--log-dir", default=None, help="job logs (default: RESULTS_DIR/logs)")
+    p.add_argument("--timeout-min", type=int, default=24 * 60, help="per shard (default 1440)")
+    p.add_argument("--gpus-per-shard", type=int, default=0, metavar="N")
+    p.add_argument("--cpus-per-shard", type=int, default=None, metavar="N")
+    p.add_argument("--mem-gb", type=int, default=None, metavar="N")
+    p.add_argument("--devices", default=None, help="local executor: shard i gets device i")
+    p.add_argument("--partition", default=None, help="Slurm partition")
+    p.add_argument("--account", default=None, help="Slurm account")
+    p.add_argument("--qos", default=None, help="Slurm QOS")
+    p.add_argument("--array-parallelism", type=int, default=None, metavar="N")
+    p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--setup",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="shell line run before each job (e.g. . .venv/bin/activate)",
+    )
+    p.add_argument("--no-wait", action="store_true", help="submit and return")
+    p.add_argument("-o", "--out", default="reports/runs/interpscore.json", help="merged report")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
+    p.set_defaults(func=cmd_launch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,20 +11,15 @@ import pytest
 
 from interpscore.evaluation.evaluator import Evaluator
 from interpscore.evaluation.settings import RunSettings
+from interpscore.pytest_plugin.distribution import needed_specs
 from interpscore.pytest_plugin.options import SETTINGS, SUITE_SETTINGS, specs
+from interpscore.pytest_plugin.scheduling import xdist_group
 from interpscore.results.collect import record
 from interpscore.results.records import MetricRecord, MetricValue
 from interpscore.subjects.loading import LoadedSAE
 from interpscore.suites import REGISTRY
 
 EVALUATOR = pytest.StashKey[Evaluator]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    numprocesses = getattr(config.option, "numprocesses", None)
-    if numprocesses and getattr(config.option, "dist", "no") == "load":
-        # Keep each SAE's tests on one worker so its shared pass runs once.
-        config.option.dist = "loadgroup"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -45,13 +40,15 @@ def metric_of(item: pytest.Item) -> str | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        group = xdist_group(config, item)  # xdist: a worker takes a whole group
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "sae_id" not in params:
+        if not isinstance(params.get("sae_id"), str):
             continue
         item.user_properties.append(
             record("identity", sae=params["sae_id"], metric=metric_of(item))
         )
-        item.add_marker(pytest.mark.xdist_group("interpscore"))
 
 
 def _wanted_suites(session: pytest.Session) -> set[str] | None:
@@ -80,7 +77,7 @@ def evaluator(request: pytest.FixtureRequest, interpscore_settings: RunSettings)
 
         config.stash[EVALUATOR] = Evaluator(
             interpscore_settings,
-            specs(config),
+            needed_specs(config),
             suite_settings=config.stash[SUITE_SETTINGS],
             wanted=_wanted_suites(request.session),
             progress=progress,

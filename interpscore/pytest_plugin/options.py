@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from interpscore.cluster.plan import ShardPlan, plan_shards, single_plan
 from interpscore.errors import InterpScoreError
 from interpscore.evaluation.settings import RunSettings
 from interpscore.results.gate import parse_tolerance, parse_tolerance_item
@@ -24,6 +25,7 @@ GROUP = ("interpscore", "InterpScore SAE evaluation")
 SETTINGS = pytest.StashKey[RunSettings]()
 SUITE_SETTINGS = pytest.StashKey[dict[str, Any]]()
 SPECS = pytest.StashKey[list[SAESpec]]()
+PLAN = pytest.StashKey[ShardPlan]()
 
 
 def _add_declared(group: Any, settings_type: type | None) -> None:
@@ -93,7 +95,8 @@ def is_worker(config: pytest.Config) -> bool:
 
 
 def specs(config: pytest.Config) -> list[SAESpec]:
-    """The session's SAE specs, parsed once (the bundled zoo when --sae is absent)."""
+    """The session's SAE specs, parsed once (the bundled zoo when --sae is absent); with
+    ``--shard I/N`` only those of shard I (see :func:`interpscore.cluster.plan.plan_shards`)."""
     if SPECS not in config.stash:
         try:
             if config.option.sae:
@@ -102,8 +105,24 @@ def specs(config: pytest.Config) -> list[SAESpec]:
                 parsed = zoo_specs(config.stash[SETTINGS].model_controls)
         except InterpScoreError as exc:
             raise pytest.UsageError(str(exc)) from exc
-        config.stash[SPECS] = unique_ids(parsed)
+        parsed = unique_ids(parsed)
+        shard = getattr(config.option, "shard", None)
+        run = config.stash[SETTINGS]
+        plan = (
+            plan_shards(parsed, shard.count, run.model_override, run.controls)
+            if shard is not None
+            else single_plan(parsed)
+        )
+        config.stash[PLAN] = plan
+        index = shard.index if shard is not None else 1
+        config.stash[SPECS] = [s for s in parsed if plan.assignment[s.id] == index]
     return config.stash[SPECS]
+
+
+def shard_plan(config: pytest.Config) -> ShardPlan:
+    """Which shard evaluates each SAE of the whole run (every shard's SAEs, not only ours)."""
+    specs(config)
+    return config.stash[PLAN]
 
 
 @pytest.hookimpl(tryfirst=True)
