@@ -14,6 +14,23 @@ import subjects
 
 from interpscore.subjects.training import TrainRecipe, save_inference, shuffled_batches, train_sae
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, tiny_corpus: Path) -> list[str]:
+    """A pytester dir holding the real benchmarks/test_core.py, and common arguments."""
+    pytester.makepyfile(test_core=(REPO / "benchmarks" / "test_core.py").read_text())
+    return [
+        f"--dataset={tiny_corpus}",
+        "--tokens=1024",
+        "--context-len=64",
+        "--bootstrap=100",
+        "-p",
+        "no:randomly",
+        "--benchmark-disable",
+    ]
+
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

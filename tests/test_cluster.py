@@ -37,7 +37,6 @@ from interpscore.subjects.loading import parse_sae_spec
 from interpscore.suites import metric_names
 
 pytest_plugins = ["pytester"]
-REPO = Path(__file__).resolve().parents[1]
 CORE = metric_names("core")
 
 
@@ -180,21 +179,6 @@ def test_resume_reasons():
 
 
 # End to end on the tiny model -------------------------------------------------------------
-
-
-@pytest.fixture
-def bench(pytester: pytest.Pytester, tiny_corpus: Path):
-    """A pytester dir holding the real benchmarks/test_core.py, and common arguments."""
-    pytester.makepyfile(test_core=(REPO / "benchmarks" / "test_core.py").read_text())
-    return [
-        f"--dataset={tiny_corpus}",
-        "--tokens=1024",
-        "--context-len=64",
-        "--bootstrap=100",
-        "-p",
-        "no:randomly",
-        "--benchmark-disable",
-    ]
 
 
 @pytest.fixture(scope="module")

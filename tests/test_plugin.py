@@ -17,21 +17,6 @@ CORE = metric_names("core")
 PROBING, TPP, ABSORPTION = (metric_names(s) for s in ("probing", "tpp", "absorption"))
 
 
-@pytest.fixture
-def bench(pytester: pytest.Pytester, tiny_corpus: Path):
-    """A pytester dir holding the real benchmarks/test_core.py, and common arguments."""
-    pytester.makepyfile(test_core=(REPO / "benchmarks" / "test_core.py").read_text())
-    return [
-        f"--dataset={tiny_corpus}",
-        "--tokens=1024",
-        "--context-len=64",
-        "--bootstrap=100",
-        "-p",
-        "no:randomly",
-        "--benchmark-disable",
-    ]
-
-
 def _report(pytester: pytest.Pytester, name: str = "reports/runs/interpscore.json") -> dict:
     return json.loads((pytester.path / name).read_text())
 
