@@ -158,6 +158,8 @@ GOOD = [
         (lambda t: t["items"][0].update(pair=0), "do not name each other"),
         (lambda t: t["items"][0].update(split="val"), "do not name each other"),
         (lambda t: t["items"][0].update(span=[2, 9]), "outside its text"),
+        (lambda t: t["items"][0].update(span="2-3"), "not \\[start, end\\]"),
+        (lambda t: t["items"][1].pop("pair"), "do not name each other"),
         (lambda t: t["items"][0].pop("foil"), "has no foil"),
         (lambda t: t.update(controlled="colour"), "controls 'colour'"),
         (lambda t: t["items"][1].update(attributes={"other": "y"}), "has attributes"),

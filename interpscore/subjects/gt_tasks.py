@@ -73,11 +73,14 @@ def _check(task: dict[str, Any], source: str) -> GTTask:
         if not isinstance(x["pair"], int) or not 0 <= x["pair"] < len(items):
             raise _bad(source, f"{where} names pair {x['pair']!r}, not an item index")
         partner = items[x["pair"]]
-        if partner["pair"] != i or partner["split"] != x["split"]:
+        if partner.get("pair") != i or partner.get("split") != x["split"]:
             raise _bad(source, f"{where} and its pair do not name each other in one split")
         if x["split"] not in ("train", "test"):
             raise _bad(source, f"{where} has split {x['split']!r}, not train or test")
-        start, end = x["span"]
+        span = x["span"]
+        if not (isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span)):
+            raise _bad(source, f"{where} has span {span!r}, not [start, end] character offsets")
+        start, end = span
         if not 0 <= start < end <= len(x["text"]):
             raise _bad(source, f"{where} has span {x['span']} outside its text")
         if attributes is None:
