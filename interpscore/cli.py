@@ -2,11 +2,16 @@
 
     interpscore score FILE.json [--formula VERSION|FILE] [--json]
     interpscore formula [--formula FILE]
+    interpscore evidence REPORT.json [MORE.json ...] [--formula VERSION|FILE ...]
     interpscore report reports/interpscore.json [--out FILE.md]
     interpscore gate BASELINE.json CURRENT.json [--tolerance X] [--tolerance-for NAME=X]
     interpscore export REPORT.json --format saebench -o DIR [--release NAME]
     interpscore import-saebench FILE|DIR ... -o REPORT.json [--formula VERSION|FILE]
     interpscore merge RESULTS_DIR ... -o REPORT.json [--allow-partial]
+    interpscore verify REPORT.json [--sae ID] [--tolerance X] [--metrics all] [--keep DIR]
+    interpscore push REPORT.json --sae ID --repo REPO_ID [--create-pr] [--dry-run] …
+    interpscore leaderboard-entry REPORT.json --sae ID [--submitted-by NAME] [--notes TEXT]
+    interpscore site REPORT.json [REPORT.json …] -o DIR [--formula VERSION|FILE]
     interpscore launch --shards N --results-dir DIR [--executor slurm|local] … -- PYTEST_ARGS
 
 Errors print one line naming the problem and the fix, and exit with status 2.
@@ -21,13 +26,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from interpscore.errors import BaselineError, InterpScoreError, summarize
-from interpscore.formula import BUILTIN, Formula, get_formula, known_components, score
+from interpscore.formula import (
+    Formula,
+    all_formulas,
+    entry_components,
+    get_formula,
+    known_components,
+    score,
+)
 from interpscore.jsonio import finite_number, parse_json, read_bytes, shown
 from interpscore.results.files import check_output, write_atomic
 from interpscore.results.gate import compare, load_report, parse_tolerances, some_ids
 from interpscore.results.markdown import render_markdown
 from interpscore.results.report import SCHEMA
 from interpscore.results.report_shape import check_report_shape
+from interpscore.verify.command import add_verify_parser
 
 #: Characters that end a line for str.splitlines(): escaped so that every error is one line.
 _LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
@@ -63,6 +76,7 @@ def _components_of(item: Any, where: str, bounded: set[str]) -> tuple[str | None
         raise InterpScoreError(
             f"{where}: 'components' is not an object.", "give {component: value}."
         )
+    components = entry_components(item, bounded) if "components" in item else components
     values: dict[str, float] = {}
     for key, value in components.items():
         if key in ("id", "name", "sae_repo"):
@@ -121,11 +135,37 @@ def _print_formula(formula: Formula) -> None:
 
 
 def cmd_formula(args: argparse.Namespace) -> int:
-    formulas = [get_formula(args.formula)] if args.formula else list(BUILTIN.values())
+    formulas = [get_formula(args.formula)] if args.formula else all_formulas()
     for formula in formulas:
         _print_formula(formula)
     if not args.formula:
         print("components a formula may use: " + ", ".join(known_components()))
+    return 0
+
+
+def _metric_names(names: list[str]) -> list[str]:
+    """Registered metric names, or a one-line error naming the unknown one."""
+    from interpscore.suites import REGISTRY
+
+    known = {m.name for m in REGISTRY.metrics()}
+    for name in names:
+        if name not in known:
+            raise InterpScoreError(
+                f"--metric {shown(name)} is not a metric of any suite.",
+                "see the README's Metrics section for the names.",
+            )
+    return names
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from interpscore.results.evidence import evidence_markdown, evidence_rows, margin_rows
+
+    reports = [load_report(path, require=("saes",)) for path in args.files]
+    chosen = [get_formula(v) for v in args.formula] if args.formula else all_formulas()
+    formulas = {f.version: dict(f.weights) for f in chosen}
+    names = _metric_names(args.metric) if args.metric else None
+    print(evidence_markdown(evidence_rows(reports, formulas, names)))
+    print(evidence_markdown(margin_rows(reports, chosen)), end="")
     return 0
 
 
@@ -351,6 +391,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("formula", help="List formula versions and their weights.")
     p.add_argument("--formula", default=None, help="show (and validate) one version or file")
     p.set_defaults(func=cmd_formula)
+    p = sub.add_parser(
+        "evidence",
+        help="Which components separate trained SAEs from every control, per formula.",
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="REPORT",
+        help="reports of the same SAEs (a later one adds controls an earlier one skipped)",
+    )
+    p.add_argument(
+        "--formula",
+        action="append",
+        default=None,
+        help="a formula column (version or file; repeatable; default: built-in and shipped)",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="rows for these metrics instead of the components (repeatable)",
+    )
+    p.set_defaults(func=cmd_evidence)
     p = sub.add_parser("report", help="Re-render the Markdown of an interpscore.json.")
     p.add_argument("file")
     p.add_argument("--out", default=None, help="Markdown path (default: beside the JSON)")
@@ -388,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-partial", action="store_true", help="merge even when planned SAEs are missing"
     )
     p.set_defaults(func=cmd_merge)
+    add_verify_parser(sub)
+    from interpscore.hub.command import add_hub_parsers
+
+    add_hub_parsers(sub)
+    from interpscore.site.command import add_site_parser
+
+    add_site_parser(sub)
     _add_launch(sub)
     return parser
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,11 +186,12 @@ BUILTIN: dict[str, Formula] = {V0_0_1.version: V0_0_1}
 DEFAULT_VERSION = V0_0_1.version
 
 
-def load_formula_file(path: str | Path) -> Formula:
+def load_formula_file(path: str | Path, source: str | None = None) -> Formula:
     """Read a formula from a TOML or JSON file (parsed as data, never executed).
 
     The file holds ``version`` (str), ``weights`` (table of component -> number) and
-    optionally ``l0_target`` and ``description``.
+    optionally ``l0_target`` and ``description``. ``source`` is what reports record as its
+    origin (default: the path as given).
     """
     path = Path(path)
     raw = read_bytes(path, "formula file", FormulaError)
@@ -221,9 +222,11 @@ def load_formula_file(path: str | Path) -> Formula:
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
         raise FormulaError(f"Formula file {path} has no version string.", 'add version = "…".')
-    if version in BUILTIN:
+    shipped = shipped_formulas().get(version)
+    if version in BUILTIN or (shipped is not None and shipped.resolve() != path.resolve()):
         raise FormulaError(
-            f"Formula file {path} reuses the built-in version {version!r}.",
+            f"Formula file {path} reuses the {'built-in' if version in BUILTIN else 'shipped'} "
+            f"version {version!r}.",
             "give your formula a new version name.",
         )
     weights = data.get("weights")
@@ -246,21 +249,52 @@ def load_formula_file(path: str | Path) -> Formula:
         weights={str(k): v for k, v in weights.items()},
         l0_target=float(l0_target),
         description=description,
-        source=str(path),
+        source=source or str(path),
     )
     return check_components(formula)
 
 
+def shipped_formulas() -> dict[str, Path]:
+    """Version -> file of the proposals shipped in ``interpscore/formulas`` (never default)."""
+    folder = Path(__file__).with_name("formulas")
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+
+
+def all_formulas() -> list[Formula]:
+    """The built-in versions, then the shipped proposals."""
+    return [*BUILTIN.values(), *(get_formula(version) for version in shipped_formulas())]
+
+
+def entry_components(entry: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The values a formula over ``names`` reads from a report entry: its ``components``,
+    and for names it does not list, the values of its ``metrics`` (another formula may
+    weight components the report's own formula did not list). Values are as stored (None
+    or a non-number is for the caller to judge)."""
+    names = set(names)
+    metrics = entry.get("metrics")
+    from_metrics = {
+        name: block.get("value")
+        for name, block in (metrics.items() if isinstance(metrics, Mapping) else ())
+        if name in names and isinstance(block, Mapping)
+    }
+    components = entry.get("components")
+    return {**from_metrics, **(components if isinstance(components, Mapping) else {})}
+
+
 def get_formula(version_or_path: str | None) -> Formula:
-    """A built-in version by name, or a formula file by path; None gives the default."""
+    """A built-in or shipped version by name, or a formula file by path; None: the default."""
     if version_or_path is None:
         return BUILTIN[DEFAULT_VERSION]
     if version_or_path in BUILTIN:
         return BUILTIN[version_or_path]
+    shipped = shipped_formulas().get(version_or_path)
+    if shipped is not None:
+        return load_formula_file(shipped, source=f"interpscore/formulas/{shipped.name}")
     candidate = Path(version_or_path)
     if candidate.suffix.lower() in {".toml", ".json"} or candidate.exists():
         return load_formula_file(candidate)
     raise FormulaError(
         f"Unknown formula version {version_or_path!r}.",
-        f"use one of {', '.join(BUILTIN)} or a path to a .toml/.json formula file.",
+        f"use one of {', '.join([*BUILTIN, *shipped_formulas()])} or a path to a .toml/.json "
+        "formula file.",
     )

@@ -28,17 +28,13 @@ REPORT = "reports/runs/interpscore.json"
 
 
 @pytest.fixture
-def bench(pytester: pytest.Pytester, tiny_corpus: Path) -> list[str]:
-    pytester.makepyfile(test_core=(REPO / "benchmarks" / "test_core.py").read_text())
+def bench(bench: list[str]) -> list[str]:
+    """The shared arguments made cheaper: later options win, so these override."""
     return [
-        f"--dataset={tiny_corpus}",
+        *bench,
         "--tokens=512",
-        "--context-len=64",
         "--bootstrap=20",
         "--no-controls",
-        "-p",
-        "no:randomly",
-        "--benchmark-disable",
         "-k",
         "l0 or alive or relative_reconstruction_bias",
     ]

@@ -20,8 +20,9 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def ci_text(ci: list[float] | tuple[float, float] | None) -> str:
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+def ci_text(ci: list[float] | tuple[float, float] | None, digits: int = 3) -> str:
+    """An interval as ``[low, high]`` (``digits`` decimals, as :func:`fmt`); empty without one."""
+    return f"[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]" if ci else ""
 
 
 def score_text(block: dict[str, Any]) -> str:

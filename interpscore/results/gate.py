@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,23 +59,29 @@ def tolerance_names() -> tuple[list[str], list[str]]:
     return compared, [*compared, *(m.name for m in REGISTRY.metrics() if m.name not in compared)]
 
 
-def parse_tolerance_item(text: str, what: str = "--gate-tolerance-for") -> tuple[str, float]:
-    """``NAME=X``, where NAME is ``interp_score`` or a formula component."""
+def parse_tolerance_item(
+    text: str, what: str = "--gate-tolerance-for", extra: Collection[str] = ()
+) -> tuple[str, float]:
+    """``NAME=X``, where NAME is ``interp_score``, a formula component, or one of ``extra``
+    (names a caller compares besides those; the gate passes none)."""
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep or not name:
         raise BaselineError(f"{what} {text!r} is not NAME=VALUE.", "write e.g. tpp=0.05.")
     compared, known = tolerance_names()
-    if name not in compared:
-        close = difflib.get_close_matches(name, compared, n=4, cutoff=0.6)
+    allowed = [*compared, *(n for n in extra if n not in compared)]
+    if name not in allowed:
+        close = difflib.get_close_matches(name, allowed, n=4, cutoff=0.6)
         why = (
             "a metric that is not a formula component"
             if name in known
             else f"not a known name{'; did you mean ' + ', '.join(close) + '?' if close else ''}"
         )
+        who = "the gate never compares" if not extra else "is never compared"
         raise BaselineError(
-            f"{what} names {name!r}, which the gate never compares ({why}).",
-            f"use interp_score or a component: {', '.join(compared[1:])}.",
+            f"{what} names {name!r}, which {who} ({why}).",
+            f"use interp_score or a component: {', '.join(compared[1:])}"
+            f"{' (or a metric)' if extra else ''}.",
         )
     return name, parse_tolerance(value, f"{what} {name}")
 
@@ -84,12 +91,14 @@ def parse_tolerances(
     per_name: list[str],
     use_intervals: bool = True,
     options: tuple[str, str] = ("--gate-tolerance", "--gate-tolerance-for"),
+    extra: Collection[str] = (),
 ) -> Tolerances:
     """Validate ``--gate-tolerance`` and ``--gate-tolerance-for NAME=VALUE`` values
-    (``options`` names the two options in messages)."""
+    (``options`` names the two options in messages; ``extra`` names that may be given
+    besides interp_score and the components, see :func:`parse_tolerance_item`)."""
     table: dict[str, float] = {}
     for item in per_name:
-        name, value = parse_tolerance_item(item, options[1])
+        name, value = parse_tolerance_item(item, options[1], extra)
         if name in table and table[name] != value:
             raise BaselineError(
                 f"{options[1]} gives {name} two tolerances ({table[name]:g} and {value:g}).",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from interpscore.results.formatting import ci_text, fmt, score_text
+from interpscore.results.records import side_of
 from interpscore.suites import REGISTRY
 
 
@@ -162,8 +163,7 @@ def _control_cell(comp: dict[str, Any] | None) -> str:
         return f"error: {comp['error']}"
     if comp.get("skipped"):
         return "not run"
-    ci = comp.get("difference_ci95") or [0.0, 0.0]
-    mark = " ▲" if ci[0] > 0 else " ▼" if ci[1] < 0 else ""
+    mark = {"above": " ▲", "below": " ▼"}.get(side_of(comp.get("difference_ci95")) or "", "")
     return (
         f"{fmt(comp.get('value'))} (Δ {fmt(comp.get('difference'))} "
         f"{ci_text(comp.get('difference_ci95'))}){mark}"

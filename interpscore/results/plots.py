@@ -8,6 +8,9 @@ from typing import Any
 
 from interpscore.results.files import save_atomic
 
+#: The marker of each kind of control, in this figure and in each SAE's hub chart.
+CONTROL_MARKERS = {"random-init": "x", "model": "D"}
+
 
 def plot_report(report: dict[str, Any], path: Path) -> Path | None:
     """Write ``path`` (PNG) atomically; None when no SAE has a score to draw."""
@@ -36,7 +39,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
             bars.plot(ci, [row, row], color="black", lw=1)
         for block in (sae.get("controls") or {}).values():
             if block.get("interp_score") is not None:
-                marker = "x" if block.get("kind") == "random-init" else "D"
+                marker = CONTROL_MARKERS.get(block.get("kind"), CONTROL_MARKERS["model"])
                 bars.plot(block["interp_score"], row, marker=marker, color="black", ms=6, ls="none")
     bars.set_xlabel(
         f"InterpScore v{report['formula']['version']} (x: random-init control, ◆: model control)"
@@ -48,7 +51,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
         l0 = (metrics.get("l0") or {}).get("value")
         recovered = (metrics.get("loss_recovered") or {}).get("value")
         if l0 and recovered is not None:
-            marker = "D" if sae.get("control_of") else "o"
+            marker = CONTROL_MARKERS["model"] if sae.get("control_of") else "o"
             trade.scatter([l0], [recovered], marker=marker)
             trade.annotate(
                 sae["id"], (l0, recovered), fontsize=7, xytext=(3, 3), textcoords="offset points"

@@ -11,6 +11,7 @@ rely on, and stay as they are.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -77,6 +78,22 @@ class MetricValue:
     @property
     def finite(self) -> bool:
         return self.value is not None and math.isfinite(self.value)
+
+
+def side_of(interval: Sequence[float] | None) -> str | None:
+    """Where an SAE sits against a control, from the paired 95% interval on SAE − control:
+    ``above`` or ``below`` zero, or ``tied`` (it covers zero); None without an interval.
+    (``distinguishes`` alone does not say which way.)"""
+    if interval is None:
+        return None
+    if interval[0] > 0:
+        return "above"
+    return "below" if interval[1] < 0 else "tied"
+
+
+def is_model_control(entry: Mapping[str, Any]) -> bool:
+    """A report entry that is another SAE's control (an SAE of a randomized transformer)."""
+    return bool(entry.get("control_of"))
 
 
 @dataclass(frozen=True)
