@@ -13,6 +13,7 @@
     interpscore leaderboard-entry REPORT.json --sae ID [--submitted-by NAME] [--notes TEXT]
     interpscore site REPORT.json [REPORT.json …] -o DIR [--formula VERSION|FILE]
     interpscore launch --shards N --results-dir DIR [--executor slurm|local] … -- PYTEST_ARGS
+    interpscore cache [list|clear] [--kind KIND] [--cache-dir DIR]
 
 Errors print one line naming the problem and the fix, and exit with status 2.
 """
@@ -460,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_site_parser(sub)
     _add_launch(sub)
+    from interpscore.evaluation.cache_command import add_cache_parser
+
+    add_cache_parser(sub)
     return parser
 
 

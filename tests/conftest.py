@@ -12,9 +12,18 @@ from pathlib import Path
 import pytest
 import subjects
 
+from interpscore.evaluation.cache import CACHE_DIR_ENV
 from interpscore.subjects.training import TrainRecipe, save_inference, shuffled_batches, train_sae
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def value_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty value cache for each test (never the user's)."""
+    path = tmp_path_factory.mktemp("value-cache")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(path))
+    return path
 
 
 @pytest.fixture

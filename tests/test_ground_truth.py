@@ -53,3 +53,22 @@ def test_trained_sae_recovers_features_better_than_its_random_init_control(world
     control = world.score(random_init_like(sae, seed=0).eval(), seed=3)
     assert trained["mmcs"] > control["mmcs"] + 0.1
     assert trained["explained_variance"] > control["explained_variance"] + 0.3
+
+
+def test_a_stored_result_is_reused_only_under_the_same_settings(tmp_path):
+    """The value cache keeps each architecture's trained result: a second run reuses it
+    (marked ``cached``), other settings train afresh."""
+    from interpscore.evaluation.cache import Store
+
+    store = Store(tmp_path)
+    settings = SyntheticSettings(
+        n_features=16, hidden_dim=8, d_sae=16, training_samples=8_192, eval_samples=2_000
+    )
+    first = SyntheticWorld(settings, store=store).evaluate("topk")
+    again = SyntheticWorld(settings, store=store).evaluate("topk")
+    assert "cached" not in first
+    assert again.pop("cached") is True
+    assert again == first
+    other = SyntheticWorld(SyntheticSettings(**{**settings.__dict__, "seed": 1}), store=store)
+    assert "cached" not in other.evaluate("topk")
+    assert "cached" not in SyntheticWorld(settings).evaluate("topk")  # no store: no reuse

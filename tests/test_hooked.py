@@ -85,3 +85,29 @@ def test_bad_hooks_name_the_valid_range(lm, hook, message):
 def test_module_path_hooks_are_accepted(tiny_llama):
     lm = load_model(str(tiny_llama))
     assert lm.site("model.layers.1").name == "blocks.1.hook_resid_post"
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_model_gives_float32_outputs_close_to_float32(tiny_llama, dtype):
+    full = load_model(str(tiny_llama))
+    half = load_model(str(tiny_llama), dtype=dtype)
+    assert next(half.model.parameters()).dtype == getattr(torch, dtype)
+    frequencies = [b for n, b in half.model.named_buffers() if n.endswith("inv_freq")]
+    assert frequencies
+    assert all(b.dtype == torch.float32 for b in frequencies)
+    ids = torch.randint(4, 500, (2, 16), generator=torch.Generator().manual_seed(0))
+    site = half.site("blocks.1.hook_resid_post")
+    acts, logits = half.clean_pass(ids, site)
+    ref_acts, ref_logits = full.clean_pass(ids, site)
+    assert acts.dtype == logits.dtype == torch.float32
+    assert not torch.equal(logits, ref_logits)  # it really ran in half precision
+    torch.testing.assert_close(acts, ref_acts, rtol=0.05, atol=0.05)
+    torch.testing.assert_close(logits, ref_logits, rtol=0.05, atol=0.05)
+    tail = half.logits_from(ids, site, ref_acts)
+    assert tail.dtype == torch.float32
+    torch.testing.assert_close(tail, ref_logits, rtol=0.05, atol=0.05)
+
+
+def test_unknown_dtype_is_refused(tiny_llama):
+    with pytest.raises(SpecError, match="float32, bfloat16, float16"):
+        load_model(str(tiny_llama), dtype="float8")

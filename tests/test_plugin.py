@@ -65,7 +65,12 @@ def test_two_saes_give_every_core_metric_and_both_reports(pytester, bench, tiny_
         "topk",
         "topk#random-init",
     ]
+    timing = report["run"]["timing"]
+    assert list(timing["by_family"]) == ["core"]
+    assert 0 < timing["by_family"]["core"] <= timing["wall_seconds"]
+    assert passes[0]["seconds"] <= timing["by_family"]["core"]
     markdown = (pytester.path / "reports" / "runs" / "interpscore.md").read_text()
+    assert "## Where the time went" in markdown
     # a plain run writes under reports/runs/, never over a committed reference
     assert not (pytester.path / "reports" / "interpscore.json").exists()
     assert "| # | SAE |" in markdown
@@ -122,6 +127,22 @@ def test_same_inputs_give_identical_values(pytester, bench, tiny_saes):
             }
         )
     assert values[0] == values[1]
+
+
+def test_bfloat16_model_gives_the_float32_values_within_its_precision(pytester, bench, tiny_saes):
+    values = {}
+    for dtype in ("float32", "bfloat16"):
+        out = f"{dtype}.json"
+        result = pytester.runpytest(
+            *bench, f"--sae={tiny_saes['topk']}", f"--dtype={dtype}", f"--interpscore-json={out}"
+        )
+        result.assert_outcomes(passed=len(CORE))
+        report = _report(pytester, out)
+        assert report["run"]["dtype"] == dtype
+        values[dtype] = {k: m["value"] for k, m in report["saes"][0]["metrics"].items()}
+    assert values["bfloat16"] != values["float32"]
+    for name in ("l0", "explained_variance", "loss_recovered", "kl_div_score"):
+        assert values["bfloat16"][name] == pytest.approx(values["float32"][name], rel=0.05), name
 
 
 def test_xdist_gives_the_same_values(pytester, bench, tiny_saes):

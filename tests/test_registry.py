@@ -99,6 +99,7 @@ def test_a_family_registered_from_a_conftest_reaches_the_report(
         "--context-len=64",
         "--bootstrap=0",
         "--no-controls",
+        "--no-cache",  # each run counts its own forward calls
         "-p",
         "no:randomly",
         "--benchmark-disable",

@@ -331,3 +331,29 @@ def test_a_task_the_model_does_not_solve_is_not_applicable(planted, tiny_corpus)
     reason = record.details["reason"]
     assert "does not solve unsolved: test accuracy 0.000" in reason
     assert record.details["tasks"]["unsolved"]["accuracy"] == 0.0
+
+
+def test_the_controls_values_come_back_from_the_value_cache(planted, tiny_corpus, monkeypatch):
+    """A second run (same data, same cache: the per-test one) reads the random-init
+    control's values instead of recomputing them, and they are the first run's exactly."""
+    import interpscore.suites.task_ground_truth as family
+
+    computed = []
+    real = family.sae_task_values
+    monkeypatch.setattr(
+        family, "sae_task_values", lambda task, sae: computed.append(task.name) or real(task, sae)
+    )
+    names = ["task_gt_sufficiency", control_metric(2), "task_gt_detection_f1"]
+    runs = []
+    for _ in ("cold", "warm"):
+        evaluator = _evaluator(tiny_corpus, planted["sae"], planted["task"])
+        control = evaluator.random_control_ref("planted")
+        runs.append({name: evaluator.value(control, name) for name in names})
+        runs[-1]["calls"] = len(computed)
+    cold, warm = runs
+    assert (cold.pop("calls"), warm.pop("calls")) == (1, 1)  # the warm run computed nothing
+    for name in names:
+        assert warm[name].value == cold[name].value
+        assert warm[name].details == cold[name].details
+        np.testing.assert_array_equal(warm[name].replicates, cold[name].replicates)
+        assert warm[name].ceilings.keys() == cold[name].ceilings.keys()

@@ -258,6 +258,7 @@ NON_DEFAULT = [
     "--no-controls",
     "--model-controls=none",
     "--model-control-metrics=all",
+    "--dtype=bfloat16",
     "--bootstrap=0",
     "--probing-tasks=code_language",
     "--probing-tasks=wordnet_topic",
@@ -299,14 +300,28 @@ def test_settings_round_trip(argv):
 def test_the_round_trip_covers_every_recorded_option():
     """A family that adds an option must be reproducible: NON_DEFAULT names every flag that
     reaches the run block (--device and --formula are set by verify itself)."""
-    recorded = {
-        opt.flag
-        for settings_type in _settings_types()
-        for fld, opt in declared(settings_type)
-        if settings_type is RunSettings or _in_block(settings_type)
-    } - {"--device", "--formula"}
+    recorded = (
+        {
+            opt.flag
+            for settings_type in _settings_types()
+            for fld, opt in declared(settings_type)
+            if settings_type is RunSettings or _in_block(settings_type)
+        }
+        - {"--device", "--formula"}
+        - {text.partition("=")[0] for text in NOT_RECORDED}
+    )
     given = {text.partition("=")[0] for text in NON_DEFAULT}
     assert recorded == given
+
+
+#: Options that change where values come from, never what is measured: left out of the
+#: run block on purpose (a cached value is the value computed without the cache).
+NOT_RECORDED = ["--no-cache", "--cache-dir=/tmp/elsewhere", "--cache-max-size=1GB"]
+
+
+def test_cache_options_stay_out_of_the_run_block():
+    assert _block([*NON_DEFAULT, *NOT_RECORDED]) == _block(NON_DEFAULT)
+    assert not {"cache", "cache_dir", "cache_max_size"} & set(_block(NOT_RECORDED))
 
 
 def _in_block(settings_type: type) -> bool:

@@ -21,6 +21,9 @@ from typing import Any
 from torch import nn
 
 from interpscore.errors import InterpScoreError, SpecError, summarize
+from interpscore.evaluation.cache import Store
+from interpscore.evaluation.cache_keys import base_key, module_hash
+from interpscore.evaluation.pass_cache import PassCache, pass_key
 from interpscore.evaluation.settings import RunSettings
 from interpscore.evaluation.shared_pass import Accumulator, PassInfo, run_shared_pass
 from interpscore.results.records import (
@@ -78,6 +81,13 @@ class HookGroup:
     def run_state(self, suite: str) -> Any:
         return self.evaluator.run_state(suite)
 
+    def value_cache(self) -> tuple[Store, dict[str, Any]] | None:
+        """The value cache and the key fields of this group's model (None: no cache)."""
+        base = self.evaluator.cache_key(self.model, self.lm)
+        if self.evaluator.cache is None or base is None:
+            return None
+        return self.evaluator.cache, base
+
     def pass_result(self, key: str, accumulator: str) -> Any:
         """An SAE's result from an accumulator, running a pass when it has not run yet."""
         if key not in self.errors and accumulator not in self.results:
@@ -96,6 +106,7 @@ class HookGroup:
         )
         saes = {k: m for k, m in self.saes.items() if k not in self.errors}
         try:
+            cache = self.evaluator.pass_cache(self, window, saes)
             result = run_shared_pass(
                 self.lm,
                 self.site,
@@ -106,6 +117,7 @@ class HookGroup:
                 batch_size=self.run.batch_size,
                 progress=self.progress(),
                 show_progress=self.run.show_progress,
+                cache=cache,
             )
         except Exception as exc:  # noqa: BLE001 - the whole group failed: each SAE reports it
             log.error("The pass on %s %s failed: %s", self.lm.name, self.site.name, exc)
@@ -170,6 +182,8 @@ class Evaluator:
         self._controls: dict[str, nn.Module] = {}
         self._values: dict[tuple[SubjectRef, str], MetricValue | InterpScoreError] = {}
         self._run_states: dict[str, Any] = {}
+        self._base_keys: dict[str, dict[str, Any]] = {}
+        self.cache = settings.value_cache()
         self.passes: list[PassInfo] = []
         self._reported_passes = 0
 
@@ -225,7 +239,10 @@ class Evaluator:
         key = str(ref)
         if key not in self._models:
             self._models[key] = load_model(
-                ref, device=self.settings.device, trust_remote_code=self.settings.trust_remote_code
+                ref,
+                device=self.settings.device,
+                dtype=self.settings.dtype,
+                trust_remote_code=self.settings.trust_remote_code,
             )
         return self._models[key]
 
@@ -331,6 +348,29 @@ class Evaluator:
         if needed not in {a.name for a in fresh}:
             raise KeyError(f"no registered suite contributes an accumulator named {needed!r}")
         return fresh
+
+    def cache_key(self, ref: ModelRef, lm: HookedLM) -> dict[str, Any] | None:
+        """What every cache entry about a model is keyed by (None without a cache)."""
+        if self.cache is None:
+            return None
+        if str(ref) not in self._base_keys:
+            key = base_key(ref, lm.model, self.settings.dtype, lm.device)
+            self._base_keys[str(ref)] = key | {"batch_size": self.settings.batch_size}
+        return self._base_keys[str(ref)]
+
+    def pass_cache(
+        self, group: HookGroup, window: TokenWindow, saes: Mapping[str, nn.Module]
+    ) -> PassCache | None:
+        """The value cache as a pass on ``group`` over ``window`` sees it."""
+        base = self.cache_key(group.model, group.lm)
+        if self.cache is None or base is None:
+            return None
+        controls = {self.random_control_ref(sae_id).key for sae_id in self.specs}
+        return PassCache(
+            self.cache,
+            pass_key(base, group.site.name, window.tokens, window.special),
+            {key: module_hash(module) for key, module in saes.items() if key in controls},
+        )
 
     def drain_passes(self) -> list[PassInfo]:
         """Passes run since the last call (each is reported once)."""

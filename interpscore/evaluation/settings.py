@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from interpscore.evaluation.cache import DEFAULT_MAX_BYTES, Store, default_dir, parse_size
 from interpscore.formula import BUILTIN, DEFAULT_VERSION, Formula, get_formula
 from interpscore.settings import (
     checked,
@@ -19,6 +20,7 @@ from interpscore.settings import (
     to_dict,
 )
 from interpscore.subjects.data import BUNDLED
+from interpscore.subjects.models import DTYPES
 from interpscore.subjects.zoo import DEFAULT_MODEL_CONTROLS, parse_model_controls
 
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
@@ -92,6 +94,13 @@ class RunSettings:
     device: str = option(
         "cpu", "--device", "Torch device: cpu, cuda, cuda:N or auto.", type=device_option
     )
+    dtype: str = option(
+        "float32",
+        "--dtype",
+        "Language-model weights and activations: float32, bfloat16 or float16. SAEs and "
+        "statistics stay in float32.",
+        choices=DTYPES,
+    )
     model_override: str | None = option(
         None,
         "--model",
@@ -142,7 +151,40 @@ class RunSettings:
         metavar="N",
         type=non_negative_int,
     )
+    cache: bool = option(
+        True,
+        "--no-cache",
+        "Recompute everything that does not depend on the SAE under test (hook activations, "
+        "random-init controls, …) instead of reusing the on-disk value cache.",
+        action="store_false",
+    )
+    cache_dir: str | None = option(
+        None,
+        "--cache-dir",
+        "Folder of the value cache (default: $INTERPSCORE_VALUE_CACHE, else values/ under "
+        "$INTERPSCORE_CACHE or the XDG cache); list or clear it with `interpscore cache`.",
+        metavar="DIR",
+    )
+    cache_max_size: int = option(
+        DEFAULT_MAX_BYTES,
+        "--cache-max-size",
+        "Largest size of the value cache; least recently used entries are evicted beyond it.",
+        metavar="SIZE",
+        type=checked(parse_size),
+        shown="10GB",
+    )
     show_progress: bool = internal(True)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**to_dict(self, skip=("formula",)), "formula": self.formula.version}
+        return {**to_dict(self, skip=("formula", *CACHE_FIELDS)), "formula": self.formula.version}
+
+    def value_cache(self) -> Store | None:
+        """The value cache this run reads and writes (None with --no-cache)."""
+        if not self.cache:
+            return None
+        return Store(self.cache_dir or default_dir(), self.cache_max_size)
+
+
+#: Where and whether values are cached: never part of what a run measures, so never in
+#: the report's run block.
+CACHE_FIELDS = ("cache", "cache_dir", "cache_max_size")

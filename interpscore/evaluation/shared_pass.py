@@ -14,6 +14,11 @@ and rows beyond the core window run only to the hook.
 
 A failure inside one SAE (a shape error, say) is recorded against that SAE, whose
 partial statistics are dropped; the other SAEs carry on.
+
+With a value cache (:mod:`interpscore.evaluation.pass_cache`) the pass reuses what does
+not depend on the SAEs under test: stored batches replace the runs to the hook, a
+``cacheable`` accumulator's stored batch statistics replace its ``add_batch`` calls, and
+a random-init control runs only through the accumulators whose result is not stored.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from interpscore.evaluation.heap import release_free_memory
+from interpscore.evaluation.pass_cache import PassCache
 from interpscore.subjects.data import TokenWindow
 from interpscore.subjects.hooked import HookedLM, HookSite
 
@@ -66,6 +73,13 @@ class Accumulator:
     name: str = ""
     needs_logits: bool = False
     n_rows: int | None = None
+    #: True when what ``add_batch`` gathers and each result depend on nothing but the
+    #: batches, the SAE and :meth:`cache_params`: then both may come from the value cache.
+    cacheable: bool = False
+
+    def cache_params(self) -> dict[str, Any]:
+        """Settings that shape this accumulator's results (part of their cache keys)."""
+        return {}
 
     def start(self, saes: Mapping[str, nn.Module]) -> None:
         """Called once before the first batch."""
@@ -79,6 +93,14 @@ class Accumulator:
     def result(self, key: str) -> Any:
         """What the SAE ``key`` gets from this accumulator after the pass."""
         raise KeyError(key)
+
+    def group_state(self) -> Any:
+        """What ``add_batch`` gathered, as a mapping of arrays (``cacheable`` only)."""
+        return None
+
+    def restore_group(self, state: Mapping[str, Any]) -> None:
+        """Take stored ``group_state``, after ``start``; ``add_batch`` is then not called."""
+        raise TypeError(f"accumulator {self.name} keeps no batch statistics")
 
 
 @dataclass
@@ -130,8 +152,10 @@ def run_shared_pass(
     batch_size: int,
     progress: AbstractContextManager[Any] | None = None,
     show_progress: bool = True,
+    cache: PassCache | None = None,
 ) -> PassResult:
-    """Run the pass for every SAE in ``saes`` (all on ``site`` of ``lm``)."""
+    """Run the pass for every SAE in ``saes`` (all on ``site`` of ``lm``), reusing what
+    ``cache`` holds."""
     core_rows = window.n_sequences if core_rows is None else core_rows
     ends = {id(a): min(a.n_rows or core_rows, window.n_sequences) for a in accumulators}
     info = PassInfo(
@@ -145,8 +169,11 @@ def run_shared_pass(
         sae_ids=list(saes),
         accumulators=[a.name for a in accumulators],
     )
+    served = _stored_controls(cache, saes, accumulators, ends) if cache else {}
+    todo = {key: [a for a in accumulators if a.name not in served.get(key, {})] for key in saes}
     for acc in accumulators:
-        acc.start(saes)
+        acc.start({k: m for k, m in saes.items() if acc in todo[k]})
+    restored = _restore_groups(cache, accumulators, ends) if cache else set()
     errors: dict[str, BaseException] = {}
     calls: dict[str, int] = {}
     start = time.perf_counter()
@@ -163,33 +190,128 @@ def run_shared_pass(
             active = [a for a in accumulators if ends[id(a)] >= rows.stop]
             tokens = window.tokens[rows].to(lm.device)
             mask = ~window.special[rows].to(lm.device)
-            logp_clean = None
-            if any(a.needs_logits for a in active):
-                x, logits = lm.clean_pass(tokens, site)
-                calls["clean_full"] = calls.get("clean_full", 0) + 1
-                logp_clean = torch.log_softmax(logits.to(torch.float32), dim=-1)
-                del logits
+            needs_logits = any(a.needs_logits for a in active)
+            stored = cache.batch(rows) if cache else None
+            if stored is not None:
+                x, logp_clean = _stored_batch(lm, site, tokens, stored, needs_logits, calls)
             else:
-                x = lm.activations(tokens, site)
-                calls["to_hook"] = calls.get("to_hook", 0) + 1
+                x, logp_clean = _lm_batch(lm, site, tokens, needs_logits, calls)
+                if cache:
+                    cache.put_batch(rows, x)
             batch = Batch(lm, site, rows, tokens, mask, x, logp_clean, calls)
             for acc in active:
-                acc.add_batch(batch)
+                if id(acc) not in restored:
+                    acc.add_batch(batch)
             for key, sae in saes.items():
-                if key in errors:
+                needed = [a for a in active if a in todo[key]]
+                if key in errors or not needed:
                     continue
                 try:
                     f = sae.encode(x)
                     x_hat = sae.decode(f)
-                    for acc in active:
+                    for acc in needed:
                         acc.add_sae(key, batch, f, x_hat)
+                    del f, x_hat
                 except Exception as exc:  # noqa: BLE001 - recorded per SAE, raised in its own tests
                     log.error("SAE %s failed during the pass on %s: %s", key, site.name, exc)
                     errors[key] = exc
+            del batch, x, logp_clean
+            release_free_memory()  # peak memory flat in the window (see evaluation.heap)
     info.seconds = time.perf_counter() - start
     info.lm_forward_calls = dict(calls)
     results = {
-        acc.name: {key: acc.result(key) for key in saes if key not in errors}
+        acc.name: {key: acc.result(key) for key in saes if key not in errors and acc in todo[key]}
         for acc in accumulators
     }
+    for key, stored_results in served.items():
+        for name, result in stored_results.items():
+            results[name][key] = result
+    if cache:
+        _store(cache, accumulators, ends, restored, results, served)
     return PassResult(results, errors, info)
+
+
+def _lm_batch(
+    lm: HookedLM, site: HookSite, tokens: torch.Tensor, needs_logits: bool, calls: dict[str, int]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The hook activations of a batch, and the clean log-probabilities when needed."""
+    if not needs_logits:
+        calls["to_hook"] = calls.get("to_hook", 0) + 1
+        return lm.activations(tokens, site), None
+    x, logits = lm.clean_pass(tokens, site)
+    calls["clean_full"] = calls.get("clean_full", 0) + 1
+    return x, torch.log_softmax(logits.to(torch.float32), dim=-1)
+
+
+def _stored_batch(
+    lm: HookedLM,
+    site: HookSite,
+    tokens: torch.Tensor,
+    stored: torch.Tensor,
+    needs_logits: bool,
+    calls: dict[str, int],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Stored hook activations, and the clean log-probabilities from one tail run on them
+    (the same numbers as the full forward's: the tail gets the very same activations)."""
+    x = stored.to(lm.device)
+    calls["cached"] = calls.get("cached", 0) + 1
+    if not needs_logits:
+        return x, None
+    calls["clean_tail"] = calls.get("clean_tail", 0) + 1
+    logits = lm.logits_from(tokens, site, x)
+    return x, torch.log_softmax(logits.to(torch.float32), dim=-1)
+
+
+def _stored_controls(
+    cache: PassCache,
+    saes: Mapping[str, nn.Module],
+    accumulators: list[Accumulator],
+    ends: dict[int, int],
+) -> dict[str, dict[str, Any]]:
+    """Stored results of the controls, by control and accumulator: a control runs only
+    through the accumulators whose result is not stored (none: it leaves the pass)."""
+    served: dict[str, dict[str, Any]] = {}
+    for key in saes:
+        if key not in cache.controls:
+            continue
+        for acc in accumulators:
+            if not acc.cacheable:
+                continue
+            result = cache.control(key, acc.name, acc.cache_params(), ends[id(acc)])
+            if result is not None:
+                served.setdefault(key, {})[acc.name] = result
+    return served
+
+
+def _restore_groups(
+    cache: PassCache, accumulators: list[Accumulator], ends: dict[int, int]
+) -> set[int]:
+    """Accumulators whose batch statistics came from the cache (by ``id``)."""
+    restored = set()
+    for acc in accumulators:
+        params = acc.cache_params()
+        state = cache.group(acc.name, params, ends[id(acc)]) if acc.cacheable else None
+        if state is not None:
+            acc.restore_group(state)
+            restored.add(id(acc))
+    return restored
+
+
+def _store(
+    cache: PassCache,
+    accumulators: list[Accumulator],
+    ends: dict[int, int],
+    restored: set[int],
+    results: dict[str, dict[str, Any]],
+    served: Mapping[str, Any],
+) -> None:
+    """Store the batch statistics and the controls' results that were computed."""
+    for acc in accumulators:
+        if not acc.cacheable:
+            continue
+        params = acc.cache_params()
+        if id(acc) not in restored:
+            cache.put_group(acc.name, params, ends[id(acc)], acc.group_state())
+        for key, result in results[acc.name].items():
+            if key in cache.controls and acc.name not in served.get(key, {}):
+                cache.put_control(key, acc.name, params, ends[id(acc)], result)

@@ -9,6 +9,7 @@ not compute.
   hook) group's tests to one worker;
 * :mod:`.distribution`: ``--shard``, ``--results-dir`` and ``--force``: cost-balanced
   shards, per-SAE results files and resume;
+* :mod:`.speed`: speed benchmarks (marker ``speed``) only with ``--speed``;
 * :mod:`.reporting`: records from every test report (xdist workers included) become
   ``interpscore.json``, ``interpscore.md`` and a figure at session end, and the gate runs.
 """
@@ -18,5 +19,6 @@ pytest_plugins = [  # each after the modules it imports (so that pytest can rewr
     "interpscore.pytest_plugin.reporting",
     "interpscore.pytest_plugin.scheduling",
     "interpscore.pytest_plugin.distribution",
+    "interpscore.pytest_plugin.speed",
     "interpscore.pytest_plugin.fixtures",
 ]

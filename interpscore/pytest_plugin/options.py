@@ -88,6 +88,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Fail on any drop beyond the tolerance, even inside the 95%% interval.",
     )
+    group.addoption(
+        "--speed",
+        action="store_true",
+        default=False,
+        help="Run the speed benchmarks (marker 'speed', benchmarks/speed: the shared pass "
+        "against SAELens' run_evals); without it they are deselected.",
+    )
+    group.addoption(
+        "--speed-n",
+        default=None,
+        type=checked(parse_speed_n),
+        metavar="N[,N...]",
+        help="With --speed: only these numbers of SAEs (default: every one, 1,4,10).",
+    )
+
+
+def parse_speed_n(text: str) -> tuple[int, ...]:
+    """``1,4``: the numbers of SAEs the speed benchmarks run with."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise InterpScoreError(
+            f"--speed-n {text!r} is not a comma list of positive integers.", "use e.g. 1,4,10."
+        )
+    return values
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -132,6 +159,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "interpscore_sanity: a sanity assertion about the evaluated subjects"
+    )
+    config.addinivalue_line(
+        "markers",
+        "speed: a speed benchmark, run only with --speed (deselected otherwise, so not in "
+        "the main job)",
     )
     config.stash[SETTINGS] = from_namespace(
         RunSettings, config.option, show_progress=not is_worker(config)

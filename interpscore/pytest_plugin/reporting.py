@@ -21,6 +21,7 @@ from interpscore.results.gate import GateResult, Tolerances, load_report
 from interpscore.results.gate import compare as compare_to_baseline
 from interpscore.results.markdown import summary_lines
 from interpscore.results.report import build_report, write_reports
+from interpscore.results.timing import PhaseTimer
 from interpscore.suites import REGISTRY
 
 
@@ -95,6 +96,7 @@ class ReportingSession:
         self.tolerances = tolerances
         self.gate: GateResult | None = None
         self._previous_sigterm: Any = None
+        self.timer = PhaseTimer()
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Let SIGTERM (a scheduler's pre-emption, ``kill``) end the run as Ctrl-C does, so
@@ -108,13 +110,15 @@ class ReportingSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.ingest(report)
+        self.timer.add(report.nodeid, report.duration)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.collector.empty:
             return
         formula = self.config.stash[SETTINGS].formula
-        report = build_report(self.collector, run_block(self.config), formula, sys.argv)
+        run = {**run_block(self.config), "timing": self.timer.to_dict()}
+        report = build_report(self.collector, run, formula, sys.argv)
         if self.baseline is not None and self.tolerances is not None:
             self.gate = compare_to_baseline(self.baseline, report, self.tolerances)
             report["gate"] = {

@@ -65,6 +65,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += suite.markdown(report)
     lines += _gate_section(report)
     lines += _passes_section(run.get("passes") or [])
+    lines += _timing_section(run.get("timing"))
     return "\n".join(lines) + "\n"
 
 
@@ -116,6 +117,23 @@ def _passes_section(passes: list[dict[str, Any]]) -> list[str]:
             f"{p['n_sequences']} × {p['context_len']} | {', '.join(p.get('accumulators', []))} | "
             f"{p['seconds']:.1f} | {calls} |"
         )
+    return lines
+
+
+def _timing_section(timing: dict[str, Any] | None) -> list[str]:
+    if not timing:
+        return []
+    lines = [
+        "",
+        "## Where the time went",
+        "",
+        f"Session wall time {timing['wall_seconds']:.1f} s. Test seconds by family (a "
+        "family's first test also runs the passes it needs):",
+        "",
+        "| family | seconds |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {sec:.1f} |" for name, sec in timing["by_family"].items()]
     return lines
 
 

@@ -118,6 +118,7 @@ RUN = Obj(
         "files": ListOf(None, nullable=True),
         "timestamp": OPT_STR,
         "libraries": MapOf(OPT_STR, nullable=True),
+        "timing": Obj({"wall_seconds": NUM, "by_family": MapOf(NUM)}, nullable=True),
         "probing": Obj({"tasks": ListOf(STR, nullable=True)}, nullable=True),
         "absorption": Obj({}, nullable=True),
         "autointerp": Obj({}, nullable=True),

@@ -110,7 +110,11 @@ def with_cache(module: nn.Module, cache: Any) -> dict[str, Any]:
 
 
 class HookedLM:
-    """A transformers causal LM with TransformerLens-style hook points."""
+    """A transformers causal LM with TransformerLens-style hook points.
+
+    The model may run in half precision (``--dtype``); activations and logits always
+    come out in float32, and replaced activations are cast to the model's dtype.
+    """
 
     def __init__(self, model: nn.Module, tokenizer: Any, name: str) -> None:
         self.model = model.eval()
@@ -234,7 +238,7 @@ class HookedLM:
         self.n_forward_calls += 1
         keep = {"logits_to_keep": 1} if last_only and self._keeps_logits else {}
         logits = self.model(input_ids=input_ids, use_cache=False, **keep).logits
-        return logits[:, -1:] if last_only else logits
+        return (logits[:, -1:] if last_only else logits).float()
 
     @property
     def _keeps_logits(self) -> bool:
@@ -246,7 +250,7 @@ class HookedLM:
         store: dict[str, torch.Tensor] = {}
         with self._capture(site, store, stop=True), suppress(_StopForward):
             self._forward(input_ids)
-        return store["acts"]
+        return store["acts"].float()
 
     @torch.inference_mode()
     def activations_after_prefix(
@@ -271,7 +275,7 @@ class HookedLM:
         with self._capture(site, store, stop=True), suppress(_StopForward):
             self.n_forward_calls += 1
             self.model(input_ids=last_tokens.to(device)[:, None], **with_cache(self.model, cache))
-        return store["acts"][:, -1]
+        return store["acts"][:, -1].float()
 
     @torch.inference_mode()
     def clean_pass(
@@ -282,7 +286,7 @@ class HookedLM:
         store: dict[str, torch.Tensor] = {}
         with self._capture(site, store, stop=False):
             logits = self._forward(input_ids, last_only)
-        return store["acts"], logits
+        return store["acts"].float(), logits
 
     @contextmanager
     def _layers_from(self, start: int) -> Iterator[None]:

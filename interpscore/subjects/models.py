@@ -68,6 +68,9 @@ TL_NAMES: dict[str, str] = {
     "gemma-2-9b": "google/gemma-2-9b",
 }
 
+#: Language-model dtypes a run may ask for (``--dtype``).
+DTYPES = ("float32", "bfloat16", "float16")
+
 VARIANTS = ("rerandomized-excl-emb", "rerandomized-incl-emb", "noise-embeddings")
 
 
@@ -253,9 +256,16 @@ def load_model(
     ref: ModelRef | str,
     *,
     device: str = "cpu",
+    dtype: str = "float32",
     trust_remote_code: bool = False,
 ) -> HookedLM:
-    """Load a model reference as a :class:`HookedLM` in float32 on ``device``."""
+    """Load a model reference as a :class:`HookedLM` on ``device`` in ``dtype``.
+
+    A control variant is built from the float32 weights before the cast, so a bfloat16
+    run's control is the rounded float32 control, as its trained model is.
+    """
+    if dtype not in DTYPES:
+        raise SpecError(f"Unknown dtype {dtype!r}.", f"use one of {', '.join(DTYPES)}.")
     if isinstance(ref, str):
         ref = parse_model_ref(ref)
     model, tokenizer = _resolve_base(ref.base, trust_remote_code)
@@ -264,4 +274,15 @@ def load_model(
         from interpscore.subjects.controls import apply_model_variant
 
         apply_model_variant(model, ref.variant, ref.seed)
-    return HookedLM(model, tokenizer, name=str(ref))
+    return HookedLM(cast_model(model, getattr(torch, dtype)), tokenizer, name=str(ref))
+
+
+def cast_model(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Cast weights to ``dtype`` but keep rotary frequencies in float32, as transformers
+    does when it loads a half-precision model (rounded frequencies shift every position)."""
+    kept = {n: b for n, b in model.named_buffers() if n.rpartition(".")[2].endswith("inv_freq")}
+    model = model.to(dtype)
+    for name, buffer in kept.items():
+        owner, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(owner), attr, buffer)
+    return model

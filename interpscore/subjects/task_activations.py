@@ -5,20 +5,31 @@ Activations at ordinary tokens are kept in one flat tensor with per-text offsets
 padding never enter a pooled feature (the InterpScore notebook pools BOS in, whose norm
 dwarfs every other token's). Every SAE then needs only an encode of these tokens, and
 every probing metric reads the same pooled features.
+
+:func:`collect_cached` keeps them in the value cache, keyed by the model's content, the
+hook and the exact token ids of the texts: a warm run tokenizes and runs no model.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from interpscore.evaluation.cache import Store
 from interpscore.subjects.hooked import HookedLM, HookSite
 from interpscore.subjects.tasks import ProbingTask
 from interpscore.subjects.tokens import bos_id, boundary_ids, special_ids
+
+#: Latents (rows × width) encoded at once when pooling: 128 MiB in float32.
+MAX_BLOCK_ELEMENTS = 1 << 25
 
 
 @dataclass
@@ -49,10 +60,14 @@ def segment_mean(
     """Mean of consecutive row segments ``values[offsets[i]:offsets[i+1]]``.
 
     ``transform`` (e.g. an SAE's encode) is applied chunk by chunk first, so the
-    transformed rows are never all held at once; sums are kept in float64.
+    transformed rows are never all held at once (a wide SAE gets shorter chunks: at most
+    ``MAX_BLOCK_ELEMENTS`` latents per chunk); sums are kept in float64.
     """
     lengths = np.diff(offsets)
     index = torch.from_numpy(np.repeat(np.arange(len(lengths)), lengths))
+    if transform is not None and values.shape[0]:
+        width = transform(values[:1]).shape[1]
+        chunk = min(chunk, max(1, MAX_BLOCK_ELEMENTS // width))
     sums: torch.Tensor | None = None
     for lo in range(0, values.shape[0], chunk):
         block = values[lo : lo + chunk]
@@ -117,6 +132,42 @@ def collect(
         raise ValueError(f"task {task.name}: text {empty!r} has only special tokens")
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return TaskActivations(task, torch.cat(per_text), offsets, time.perf_counter() - start)  # type: ignore[arg-type]
+
+
+TASK_ACTS = "task_acts"
+
+
+def collect_cached(
+    lm: HookedLM,
+    site: HookSite,
+    task: ProbingTask,
+    max_tokens: int,
+    batch_size: int,
+    show_progress: bool,
+    cache: tuple[Store, Mapping[str, Any]] | None,
+) -> TaskActivations:
+    """:func:`collect`, served from the value cache when ``cache`` (the store and the
+    model's key) holds the same texts' activations."""
+    if cache is None:
+        return collect(lm, site, task, max_tokens, batch_size, show_progress)
+    start = time.perf_counter()
+    store, base = cache
+    sequences = tokenize_texts(lm, task.texts, max_tokens)
+    key = {
+        **base,
+        "hook": site.name,
+        "batch_size": batch_size,
+        "special": sorted(special_ids(lm.tokenizer)),
+        "pad": boundary_ids(lm.tokenizer)[1],
+        "token_ids": hashlib.sha256(json.dumps(sequences).encode()).hexdigest(),
+    }
+    hit = store.get(TASK_ACTS, key)
+    if hit is not None and {"acts", "offsets"} <= set(hit.tensors):
+        offsets = hit.tensors["offsets"].numpy()
+        return TaskActivations(task, hit.tensors["acts"], offsets, time.perf_counter() - start)
+    data = collect(lm, site, task, max_tokens, batch_size, show_progress)
+    store.put(TASK_ACTS, key, {"acts": data.acts, "offsets": torch.from_numpy(data.offsets)})
+    return data
 
 
 @torch.inference_mode()

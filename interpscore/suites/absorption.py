@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from interpscore.evaluation.cache_keys import tensor_hash
+from interpscore.evaluation.control_values import cached_control_values
 from interpscore.metrics import absorption as ab
 from interpscore.metrics.stats import resample_weights
 from interpscore.results.records import MetricValue
-from interpscore.settings import option, positive_int
+from interpscore.settings import option, positive_int, to_dict
 from interpscore.subjects.hooked import HookedLM, HookSite
 from interpscore.subjects.tokens import bos_id
 from interpscore.suites.base import GroupContext, MetricSpec, SubjectContext, Suite
@@ -65,6 +67,16 @@ class WordData:
 
     def positive(self, part: str, letter: int) -> np.ndarray:
         return self.letters[self.split[part]] == letter
+
+    def fingerprint(self) -> str:
+        """A content hash of the words, their split, activations and letter probes: what a
+        random-init control's stored values are keyed by."""
+        probes = [
+            np.append(p.coef, [letter, p.intercept, p.f1_val])
+            for letter, p in sorted(self.probes.items())
+        ]
+        splits = [self.split[k] for k in sorted(self.split)]
+        return tensor_hash(self.token_ids, self.letters, self.x, *splits, *probes)
 
 
 def alphabetic_vocabulary(tokenizer: Any) -> list[tuple[int, str]]:
@@ -176,6 +188,13 @@ class AbsorptionSuite(Suite):
         return build_word_data(group.lm, group.site, group.settings(self.name), group.run.seed)
 
     def compute(self, subject: SubjectContext, metric: MetricSpec) -> dict[str, MetricValue]:
+        """The three absorption metrics of one SAE (a random-init control's from the value
+        cache when stored)."""
+        inputs = {"data": subject.state.fingerprint(), "settings": to_dict(subject.settings)}
+        names = [spec.name for spec in self.metrics]
+        return cached_control_values(subject, names, inputs, lambda: self._compute(subject))
+
+    def _compute(self, subject: SubjectContext) -> dict[str, MetricValue]:
         """The three absorption metrics of one SAE (not applicable without enough letters)."""
         s: AbsorptionSettings = subject.settings
         data: WordData = subject.state

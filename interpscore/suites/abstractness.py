@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,9 +34,13 @@ class TopActivationsAccumulator(Accumulator):
     """Each latent's ``top_n`` largest activations and the tokens they fired on."""
 
     name = "top_activations"
+    cacheable = True
 
     def __init__(self, top_n: int) -> None:
         self.top_n = top_n
+
+    def cache_params(self) -> dict[str, Any]:
+        return {"top_n": self.top_n}
 
     def start(self, saes: Mapping[str, nn.Module]) -> None:
         self.tops = {
@@ -45,9 +50,9 @@ class TopActivationsAccumulator(Accumulator):
     def add_sae(self, key: str, batch: Batch, f: torch.Tensor, x_hat: torch.Tensor) -> None:
         self.tops[key].update(f, batch.tokens, batch.mask)
 
-    def result(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+    def result(self, key: str) -> dict[str, np.ndarray]:
         top = self.tops[key]
-        return top.values.numpy(), top.tokens.numpy()
+        return {"values": top.values.numpy(), "tokens": top.tokens.numpy()}
 
 
 class AbstractnessSuite(Suite):
@@ -71,7 +76,8 @@ class AbstractnessSuite(Suite):
 
     def compute(self, subject: SubjectContext, metric: MetricSpec) -> dict[str, MetricValue]:
         s: AbstractnessSettings = subject.settings
-        values, tokens = subject.pass_result("top_activations")
+        top = subject.pass_result("top_activations")
+        values, tokens = top["values"], top["tokens"]
         entropies = entropy_per_latent(values, tokens, s.min_count)
         kept = entropies[np.isfinite(entropies)]
         if kept.size == 0:

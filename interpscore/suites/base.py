@@ -22,6 +22,7 @@ from interpscore.results.records import MetricValue, SubjectRef
 from interpscore.settings import to_dict
 
 if TYPE_CHECKING:
+    from interpscore.evaluation.cache import Store
     from interpscore.evaluation.settings import RunSettings
     from interpscore.evaluation.shared_pass import Accumulator
     from interpscore.subjects.data import TokenWindow
@@ -75,6 +76,9 @@ class GroupContext(Protocol):
 
     def run_state(self, suite: str) -> Any:
         """A suite's session-wide state (see :meth:`Suite.prepare_run`), built once."""
+
+    def value_cache(self) -> tuple[Store, dict[str, Any]] | None:
+        """The value cache and the key fields of this group's model (None: no cache)."""
 
 
 class RunContext(Protocol):

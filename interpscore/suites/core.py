@@ -45,6 +45,7 @@ class CoreStatistics(Accumulator):
 
     name = "core"
     needs_logits = True
+    cacheable = True
 
     def start(self, saes: Mapping[str, nn.Module]) -> None:
         self.group = SequenceStats()
@@ -71,6 +72,13 @@ class CoreStatistics(Accumulator):
         self.stats[key].add(**rows)
         counts = cm.latent_token_counts(f, mask)
         self.counts[key] = self.counts[key] + counts if key in self.counts else counts
+
+    def group_state(self) -> dict[str, np.ndarray]:
+        return self.group.arrays
+
+    def restore_group(self, state: Mapping[str, np.ndarray]) -> None:
+        self.group = SequenceStats()
+        self.group.add(**state)
 
     def result(self, key: str) -> dict[str, np.ndarray]:
         return {

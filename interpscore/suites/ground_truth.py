@@ -42,7 +42,8 @@ class GroundTruthSuite(Suite):
 
     def prepare_run(self, ctx: RunContext) -> SyntheticWorld:
         settings: SyntheticSettings = ctx.suite_settings(self.name)
-        return SyntheticWorld(dataclasses.replace(settings, seed=ctx.settings.seed))
+        world_settings = dataclasses.replace(settings, seed=ctx.settings.seed)
+        return SyntheticWorld(world_settings, store=ctx.settings.value_cache())
 
     def settings_dict(self, settings: Any) -> dict[str, Any]:
         return {}  # recorded with each result row instead

@@ -19,11 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from interpscore.evaluation.cache_keys import tensor_hash
+from interpscore.evaluation.control_values import cached_control_values
 from interpscore.metrics import probing
 from interpscore.metrics.stats import resample_weights
 from interpscore.results.records import MetricValue
-from interpscore.settings import checked, option, positive_int
-from interpscore.subjects.task_activations import TaskActivations, collect, pooled_latents
+from interpscore.settings import checked, option, positive_int, to_dict
+from interpscore.subjects.task_activations import TaskActivations, collect_cached, pooled_latents
 from interpscore.subjects.tasks import BUNDLED_TASKS, ProbingTask, Split, load_tasks, task_specs
 from interpscore.suites.base import GroupContext, MetricSpec, SubjectContext, Suite
 
@@ -126,16 +128,18 @@ class ProbingState:
         self._features: dict[str, SAEFeatures] = {}
         self._references: dict[tuple[str, int], dict[str, float]] = {}
         self._dense_references: dict[str, float] = {}
+        self._data_hash: str | None = None
         for index, task in enumerate(load_tasks(list(settings.tasks))):
             subset = task.balanced_subset(settings.examples, run.seed)
             split = subset.split(run.seed)
-            acts = collect(
+            acts = collect_cached(
                 group.lm,
                 group.site,
                 subset,
                 settings.max_tokens,
                 settings.batch_size,
                 run.show_progress,
+                group.value_cache(),
             )
             self.seconds += acts.seconds
             data = TaskData(index, subset, split, acts, acts.pooled(), subset.y)
@@ -144,6 +148,18 @@ class ProbingState:
                     len(split.test), run.bootstrap, run.seed + 7919 * (index + 1)
                 )
             self.tasks.append(data)
+
+    def data_hash(self) -> str:
+        """A content hash of every task's activations, labels, splits and resamples: what a
+        random-init control's stored values are keyed by."""
+        if self._data_hash is None:
+            parts = []
+            for d in self.tasks:
+                split = [d.split.train, d.split.val, d.split.test]
+                weights = [] if d.weights is None else [d.weights]
+                parts += [d.acts.acts, d.acts.offsets, d.y, *split, *weights]
+            self._data_hash = tensor_hash(*parts)
+        return self._data_hash
 
     def task(self, name: str) -> TaskData:
         for data in self.tasks:
@@ -249,13 +265,18 @@ class ProbingSuite(Suite):
 
     def compute(self, subject: SubjectContext, metric: MetricSpec) -> dict[str, MetricValue]:
         state: ProbingState = subject.state
-        with subject.group.progress():
-            feats = state.features(subject.ref.key, subject.sae)
-            if "k" in metric.params:
-                value = self.k_sparse_probing(state, feats, int(metric.params["k"]))
-            else:
-                value = self.sparse_probing(state, feats)
-        return {metric.name: value}
+
+        def compute() -> dict[str, MetricValue]:
+            with subject.group.progress():
+                feats = state.features(subject.ref.key, subject.sae)
+                if "k" in metric.params:
+                    value = self.k_sparse_probing(state, feats, int(metric.params["k"]))
+                else:
+                    value = self.sparse_probing(state, feats)
+            return {metric.name: value}
+
+        inputs = {"data": state.data_hash(), "settings": to_dict(state.settings)}
+        return cached_control_values(subject, [metric.name], inputs, compute)
 
     def sparse_probing(self, state: ProbingState, feats: SAEFeatures) -> MetricValue:
         """Notebook definition: balanced LR on all pooled latents, test AUROC, mean over tasks."""

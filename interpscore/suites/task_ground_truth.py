@@ -27,6 +27,7 @@ runs start at the hook: only the layers after it run.
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,13 @@ import torch
 from torch import nn
 
 from interpscore.errors import InterpScoreError
+from interpscore.evaluation.cache_keys import tensor_hash
+from interpscore.evaluation.control_values import cached_control_values
 from interpscore.metrics import task_ground_truth as gt
 from interpscore.metrics.stats import percentile_interval, resample_weights
 from interpscore.results.formatting import fmt
 from interpscore.results.records import MetricValue
-from interpscore.settings import checked, option
+from interpscore.settings import checked, option, to_dict
 from interpscore.subjects.gt_tasks import (
     BUNDLED_GT_TASKS,
     TaskRun,
@@ -123,6 +126,20 @@ class GroundTruthState:
     """Every task of one (model, hook)."""
 
     tasks: list[TaskState]
+
+    def fingerprint(self) -> str:
+        """A content hash of every task's prompts, labels, splits, read activations, clean
+        run and resamples: what a random-init control's stored values are keyed by."""
+        arrays: list[np.ndarray] = []
+        for task in self.tasks:
+            run = task.run
+            text = json.dumps([run.name, run.sequences, run.values], sort_keys=True)
+            arrays.append(np.frombuffer(text.encode(), dtype=np.uint8))
+            arrays += [run.positions, run.answer, run.foil, run.pair, run.train, run.test]
+            arrays += [run.labels[a] for a in sorted(run.labels)]
+            arrays += [run.x, run.clean]
+            arrays += [] if task.weights is None else [task.weights]
+        return tensor_hash(*arrays)
 
 
 def _reps(fn, weights: np.ndarray | None) -> np.ndarray | None:
@@ -399,13 +416,19 @@ class TaskGroundTruthSuite(Suite):
         self, subject: SubjectContext, metric: MetricSpec
     ) -> dict[str, MetricValue | InterpScoreError]:
         state: GroundTruthState = subject.state
-        with subject.group.progress():
-            per_task = {t.name: sae_task_values(t, subject.sae) for t in state.tasks}
-        out: dict[str, MetricValue | InterpScoreError] = {}
-        for spec in self.metrics:
-            part, kind = PARTS[spec.name]
-            out[spec.name] = self._combine(state, per_task, part, kind, spec.ci_unit)
-        return out
+
+        def compute_all() -> dict[str, MetricValue | InterpScoreError]:
+            with subject.group.progress():
+                per_task = {t.name: sae_task_values(t, subject.sae) for t in state.tasks}
+            out: dict[str, MetricValue | InterpScoreError] = {}
+            for spec in self.metrics:
+                part, kind = PARTS[spec.name]
+                out[spec.name] = self._combine(state, per_task, part, kind, spec.ci_unit)
+            return out
+
+        inputs = {"data": state.fingerprint(), "settings": to_dict(subject.settings)}
+        names = [spec.name for spec in self.metrics]
+        return cached_control_values(subject, names, inputs, compute_all)
 
     @staticmethod
     def _combine(

@@ -203,6 +203,7 @@ def pytest_command(
         formula,
         f"--device={device or run.get('device') or 'cpu'}",
         *NO_CONTROLS,
+        "--no-cache",  # a verification recomputes, never reads stored values
         "-k",
         " or ".join(f"test_{name}" for name in selected),
         f"--interpscore-json={out}",
