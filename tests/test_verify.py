@@ -534,3 +534,21 @@ def test_verify_a_tiny_report_and_catch_an_edit(pytester, bench, tiny_saes, tmp_
         ["topk", "loss_recovered"],
     ], out
     assert CONSISTENCY in failing[0]
+
+
+def test_a_setting_added_after_the_report_counts_as_its_default():
+    """A report written before ``--dtype`` existed lacks the key: a re-run at the default
+    agrees with it, a re-run at another value does not."""
+    from interpscore.verify.rerun import same_settings
+
+    report = json.loads(
+        (Path(__file__).resolve().parents[1] / "reports/interpscore.json").read_text()
+    )
+    old = copy.deepcopy(report)
+    old["run"].pop("dtype", None)
+    rerun = copy.deepcopy(report)
+    rerun["run"]["dtype"] = "float32"
+    same_settings(old, rerun, "rerun.json")
+    rerun["run"]["dtype"] = "bfloat16"
+    with pytest.raises(InterpScoreError, match="--dtype=bfloat16"):
+        same_settings(old, rerun, "rerun.json")

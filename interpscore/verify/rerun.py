@@ -26,7 +26,7 @@ from interpscore.results.gate import load_report, some_ids
 from interpscore.results.records import is_model_control
 from interpscore.results.report_shape import SCORE
 from interpscore.suites import REGISTRY
-from interpscore.verify.run_options import run_options
+from interpscore.verify.run_options import default_options, run_options
 
 BENCHMARKS = "interpscore.benchmarks"
 #: Options the re-run sets itself: the device is the verifier's, controls are left out.
@@ -290,7 +290,11 @@ def same_settings(report: dict[str, Any], rerun: dict[str, Any], path: str | Pat
         (report.get("formula") or {}).get("version"),
         (rerun.get("formula") or {}).get("version"),
     )
-    differ = sorted(set(mine) ^ set(theirs))
+    differ = sorted(
+        option
+        for option in set(mine) ^ set(theirs)
+        if not _default_where_absent(option, mine, theirs)
+    )
     if versions[0] != versions[1]:
         differ.insert(0, f"formula v{versions[0]} vs v{versions[1]}")
     if differ:
@@ -299,6 +303,15 @@ def same_settings(report: dict[str, Any], rerun: dict[str, Any], path: str | Pat
             f"{f' and {len(differ) - 1} more' if len(differ) > 1 else ''}).",
             "re-run with interpscore verify (without --rerun), or pass the re-run of this report.",
         )
+
+
+def _default_where_absent(option: str, mine: list[str], theirs: list[str]) -> bool:
+    """An option one block has at its default while the other lacks the key (a report
+    written before the setting existed): the two runs agree on it."""
+    flag = option.partition("=")[0]
+    other = theirs if option in mine else mine
+    absent = all(o.partition("=")[0] != flag for o in other)
+    return absent and option in default_options(OWN_OPTIONS)
 
 
 def dump_command(command: list[str]) -> str:

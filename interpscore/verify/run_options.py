@@ -18,7 +18,7 @@ from typing import Any
 
 from interpscore.errors import InterpScoreError
 from interpscore.evaluation.settings import RunSettings
-from interpscore.settings import Option, declared
+from interpscore.settings import Option, declared, to_dict
 from interpscore.suites import REGISTRY
 
 #: The run block's ``formula`` is the version only; the report's ``formula`` object says more.
@@ -89,4 +89,15 @@ def run_options(run: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
             if section is None and fld.name == FORMULA_FIELD:
                 continue
             options.extend(field_options(fld, opt, block[fld.name]))
+    return options
+
+
+def default_options(skip: tuple[str, ...] = ()) -> set[str]:
+    """The options every setting's default gives: what a run block that lacks a key (one
+    written before that setting existed) stands for."""
+    options: set[str] = set()
+    for section, settings_type in _sections():
+        defaults = to_dict(settings_type(), skip=(FORMULA_FIELD,) if section is None else ())
+        block = defaults if section is None else {section: defaults}
+        options.update(run_options(block, skip))
     return options
