@@ -100,11 +100,14 @@ def collect(
     max_tokens: int,
     batch_size: int = 32,
     show_progress: bool = True,
+    sequences: list[list[int]] | None = None,
 ) -> TaskActivations:
     """Run every text to the hook (length-sorted batches, right padding, no attention
-    across padding since the model is causal and padded positions are dropped)."""
+    across padding since the model is causal and padded positions are dropped);
+    ``sequences`` are the texts' token ids when already tokenized."""
     start = time.perf_counter()
-    sequences = tokenize_texts(lm, task.texts, max_tokens)
+    if sequences is None:
+        sequences = tokenize_texts(lm, task.texts, max_tokens)
     special = set(special_ids(lm.tokenizer))
     pad = boundary_ids(lm.tokenizer)[1]
     order = np.argsort([len(s) for s in sequences], kind="stable")
@@ -165,7 +168,7 @@ def collect_cached(
     if hit is not None and {"acts", "offsets"} <= set(hit.tensors):
         offsets = hit.tensors["offsets"].numpy()
         return TaskActivations(task, hit.tensors["acts"], offsets, time.perf_counter() - start)
-    data = collect(lm, site, task, max_tokens, batch_size, show_progress)
+    data = collect(lm, site, task, max_tokens, batch_size, show_progress, sequences)
     store.put(TASK_ACTS, key, {"acts": data.acts, "offsets": torch.from_numpy(data.offsets)})
     return data
 

@@ -290,10 +290,11 @@ def same_settings(report: dict[str, Any], rerun: dict[str, Any], path: str | Pat
         (report.get("formula") or {}).get("version"),
         (rerun.get("formula") or {}).get("version"),
     )
+    defaults = default_options(OWN_OPTIONS)
     differ = sorted(
         option
         for option in set(mine) ^ set(theirs)
-        if not _default_where_absent(option, mine, theirs)
+        if not _default_where_absent(option, mine, theirs, defaults)
     )
     if versions[0] != versions[1]:
         differ.insert(0, f"formula v{versions[0]} vs v{versions[1]}")
@@ -305,13 +306,15 @@ def same_settings(report: dict[str, Any], rerun: dict[str, Any], path: str | Pat
         )
 
 
-def _default_where_absent(option: str, mine: list[str], theirs: list[str]) -> bool:
+def _default_where_absent(
+    option: str, mine: list[str], theirs: list[str], defaults: set[str]
+) -> bool:
     """An option one block has at its default while the other lacks the key (a report
     written before the setting existed): the two runs agree on it."""
     flag = option.partition("=")[0]
     other = theirs if option in mine else mine
     absent = all(o.partition("=")[0] != flag for o in other)
-    return absent and option in default_options(OWN_OPTIONS)
+    return absent and option in defaults
 
 
 def dump_command(command: list[str]) -> str:
