@@ -15,12 +15,14 @@ import torch
 from interpscore.autointerp import prompts as P
 from interpscore.autointerp import scorers as S
 from interpscore.autointerp.examples import ExampleCollector, priority
+from interpscore.evaluation.cache import Store
 from interpscore.evaluation.shared_pass import Batch
 from interpscore.llm.backends import BackendError, Chat, ChoiceAnswer, Unsupported, parse_choice
 from interpscore.llm.cache import CachedBackend, ResponseCache
 from interpscore.llm.http import OpenAICompatibleBackend, redact_url, retry_after
 from interpscore.metrics import autointerp as am
 from interpscore.suites import metric_names
+from interpscore.suites.autointerp import AutointerpSuite
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[1]
@@ -418,7 +420,7 @@ def test_connection_refused_on_the_loopback_is_one_line():
 
 
 def test_autointerp_through_the_plugin_with_nulls_controls_and_a_warm_cache(
-    pytester: pytest.Pytester, tiny_corpus, tiny_saes, tiny_llama
+    pytester: pytest.Pytester, tiny_corpus, tiny_saes, tiny_llama, value_cache, monkeypatch
 ):
     pytester.makepyfile(
         test_autointerp_family=(REPO / "benchmarks" / "test_autointerp.py").read_text()
@@ -438,12 +440,22 @@ def test_autointerp_through_the_plugin_with_nulls_controls_and_a_warm_cache(
         "no:randomly",
         "--benchmark-disable",
     ]
+    control_runs = []
+    real = AutointerpSuite._compute
+
+    def counting(self, subject, *rest):
+        control_runs.append(subject.is_control)
+        return real(self, subject, *rest)
+
+    monkeypatch.setattr(AutointerpSuite, "_compute", counting)
     pytester.runpytest(*args, "--interpscore-json=cold.json").assert_outcomes(
         passed=len(AUTOINTERP)
     )
+    assert sorted(control_runs) == [False, True]
     pytester.runpytest(*args, "--interpscore-json=warm.json").assert_outcomes(
         passed=len(AUTOINTERP)
     )
+    assert sorted(control_runs) == [False, False, True]  # the control's came from the cache
     cold, warm = (
         json.loads((pytester.path / name).read_text())["saes"][0]
         for name in ("cold.json", "warm.json")
@@ -472,6 +484,9 @@ def test_autointerp_through_the_plugin_with_nulls_controls_and_a_warm_cache(
     warm_llm = warm["metrics"]["autointerp_detection"]["details"]["llm"]
     assert warm_llm["misses"] == 0
     assert warm_llm["hits"] > 0
+    # the random-init control's values were stored, and the warm run's are the same
+    stored = {e.key["metric"] for e in Store(value_cache).entries("control_value")}
+    assert set(AUTOINTERP) <= stored
     (shared,) = json.loads((pytester.path / "cold.json").read_text())["run"]["passes"]
     assert shared["n_sequences"] == 64  # the autointerp window, in the same pass
     markdown = (pytester.path / "cold.md").read_text()

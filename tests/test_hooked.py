@@ -38,6 +38,26 @@ def test_running_from_the_hook_with_clean_activations_reproduces_the_logits(lm, 
     torch.testing.assert_close(tail, logits[:, -1:], rtol=0, atol=1e-5)
 
 
+def test_the_last_layers_output_gives_the_logits_without_any_layer(lm):
+    """What a warm value cache relies on: the clean logits again from the stored output of
+    the last layer, through the final norm and the unembedding only, bit for bit."""
+    ids = torch.randint(4, 500, (2, 24), generator=torch.Generator().manual_seed(2))
+    site = lm.site("blocks.0.hook_resid_post")
+    acts, logits = lm.clean_pass(ids, site)
+    with_acts, final, with_logits = lm.clean_pass_with_final(ids, site)
+    assert torch.equal(with_acts, acts)
+    assert torch.equal(with_logits, logits)
+    calls = []
+    handles = [layer.register_forward_hook(lambda *_: calls.append(1)) for layer in lm.layers]
+    try:
+        again = lm.logits_from(ids, lm.final_site, final)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == []
+    assert torch.equal(again, logits)
+
+
 def test_resid_post_matches_hidden_states(lm):
     ids = torch.randint(4, 500, (1, 12), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():

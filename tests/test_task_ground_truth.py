@@ -357,3 +357,41 @@ def test_the_controls_values_come_back_from_the_value_cache(planted, tiny_corpus
         assert warm[name].details == cold[name].details
         np.testing.assert_array_equal(warm[name].replicates, cold[name].replicates)
         assert warm[name].ceilings.keys() == cold[name].ceilings.keys()
+
+
+def test_the_task_runs_come_back_from_the_value_cache(planted, tiny_corpus, monkeypatch):
+    """A second run reads each task's clean run and its SAE-free patched runs (mean-ablated,
+    counterfactual, supervised) from the value cache: the model runs only the SAE's own
+    patched prompts, and every value is the first run's exactly."""
+    from interpscore.subjects.gt_tasks import TaskRun
+
+    calls = {"clean": 0, "patched": 0}
+    real_clean, real_diffs = TaskRun.run_clean, TaskRun.logit_diffs
+
+    def run_clean(self):
+        calls["clean"] += 1
+        return real_clean(self)
+
+    def logit_diffs(self, rows, replacement, desc):
+        calls["patched"] += 1
+        return real_diffs(self, rows, replacement, desc)
+
+    monkeypatch.setattr(TaskRun, "run_clean", run_clean)
+    monkeypatch.setattr(TaskRun, "logit_diffs", logit_diffs)
+    names = ["task_gt_sufficiency", *(control_metric(k) for k in (1, 2, 4, 8))]
+    runs, counts = [], []
+    for _ in ("cold", "warm"):
+        before = dict(calls)
+        evaluator = _evaluator(tiny_corpus, planted["sae"], planted["task"])
+        runs.append({name: evaluator.value("planted", name) for name in names})
+        counts.append({k: calls[k] - before[k] for k in calls})
+    sae_runs = 1 + 4  # sufficiency, then control at each k
+    assert counts[0] == {"clean": 1, "patched": 4 + sae_runs}
+    assert counts[1] == {"clean": 0, "patched": sae_runs}
+    cold, warm = runs
+    for name in names:
+        assert warm[name].value == cold[name].value
+        assert warm[name].details == cold[name].details
+        np.testing.assert_array_equal(warm[name].replicates, cold[name].replicates)
+        ceiling = "supervised"
+        assert warm[name].ceilings[ceiling].value == cold[name].ceilings[ceiling].value

@@ -17,11 +17,13 @@ import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from interpscore.evaluation.cache_keys import tensor_hash
 from interpscore.evaluation.shared_pass import Accumulator, Batch
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -114,6 +116,16 @@ class LatentExamples:
     silent: Pool
     tokens: np.ndarray
     window: int
+
+    def fingerprint(self) -> str:
+        """A content hash of the candidates, their counts, every pool and the windows'
+        tokens: what a random-init control's stored autointerp values are keyed by."""
+        arrays: list[Any] = [self.candidates, self.explain_counts, self.test_counts, self.tokens]
+        for pool in (self.explain, self.test, self.strongest, self.silent):
+            arrays += [pool.keys, pool.rows, pool.starts, pool.peaks]
+            arrays += [] if pool.acts is None else [pool.acts]
+        shape = np.array([*self.windows_per_half, self.window], dtype=np.int64)
+        return tensor_hash(shape, *arrays)
 
     def example(self, pool: Pool, c: int, i: int) -> Example:
         row, start = int(pool.rows[c, i]), int(pool.starts[c, i])

@@ -3,8 +3,8 @@
 Three kinds of entries, all keyed by the model's content, the hook, the exact token ids
 of the window, dtype, device kind and library versions (:func:`pass_key`):
 
-* ``lm_batch``: one batch's hook activations, so that a warm pass runs no layer before
-  the hook (the clean logits come from one tail from the stored activations: storing
+* ``lm_batch``: one batch's hook activations and the last layer's output, so that a warm
+  pass runs no layer for the clean logits (only the final norm and the unembedding: storing
   vocabulary-wide log-probabilities would cost 200 MB per batch of SmolLM2);
 * ``group_stats``: what an accumulator gathered from the batches alone (core: clean and
   zero-ablated losses, activation sums), so the zero-ablation runs are skipped;
@@ -75,16 +75,18 @@ class PassCache:
     def _batch_key(self, rows: slice) -> dict[str, Any]:
         return {**self.key, "rows": [rows.start, rows.stop]}
 
-    def batch(self, rows: slice) -> torch.Tensor | None:
-        """Stored hook activations of a batch, or None."""
+    def batch(self, rows: slice) -> dict[str, torch.Tensor] | None:
+        """A batch's stored hook activations ``x`` (and, when the clean pass kept it, the
+        last layer's output ``final``), or None."""
         hit = self.store.get(LM_BATCH, self._batch_key(rows))
         if hit is None or "x" not in hit.tensors:
             return None
         self._count(LM_BATCH)
-        return hit.tensors["x"]
+        return hit.tensors
 
-    def put_batch(self, rows: slice, x: torch.Tensor) -> None:
-        self.store.put(LM_BATCH, self._batch_key(rows), {"x": x})
+    def put_batch(self, rows: slice, x: torch.Tensor, final: torch.Tensor | None) -> None:
+        tensors = {"x": x} if final is None else {"x": x, "final": final}
+        self.store.put(LM_BATCH, self._batch_key(rows), tensors)
 
     # Accumulators' batch-only statistics ---------------------------------------------
 

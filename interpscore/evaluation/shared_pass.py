@@ -16,7 +16,9 @@ A failure inside one SAE (a shape error, say) is recorded against that SAE, whos
 partial statistics are dropped; the other SAEs carry on.
 
 With a value cache (:mod:`interpscore.evaluation.pass_cache`) the pass reuses what does
-not depend on the SAEs under test: stored batches replace the runs to the hook, a
+not depend on the SAEs under test: stored batches replace the runs to the hook (and the
+clean logits come from the stored last layer's output through the final norm and the
+unembedding, no layer), a
 ``cacheable`` accumulator's stored batch statistics replace its ``add_batch`` calls, and
 a random-init control runs only through the accumulators whose result is not stored.
 """
@@ -195,9 +197,10 @@ def run_shared_pass(
             if stored is not None:
                 x, logp_clean = _stored_batch(lm, site, tokens, stored, needs_logits, calls)
             else:
-                x, logp_clean = _lm_batch(lm, site, tokens, needs_logits, calls)
+                x, logp_clean, final = _lm_batch(lm, site, tokens, needs_logits, cache, calls)
                 if cache:
-                    cache.put_batch(rows, x)
+                    cache.put_batch(rows, x, final)
+                del final
             batch = Batch(lm, site, rows, tokens, mask, x, logp_clean, calls)
             for acc in active:
                 if id(acc) not in restored:
@@ -232,33 +235,49 @@ def run_shared_pass(
 
 
 def _lm_batch(
-    lm: HookedLM, site: HookSite, tokens: torch.Tensor, needs_logits: bool, calls: dict[str, int]
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The hook activations of a batch, and the clean log-probabilities when needed."""
+    lm: HookedLM,
+    site: HookSite,
+    tokens: torch.Tensor,
+    needs_logits: bool,
+    cache: PassCache | None,
+    calls: dict[str, int],
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The hook activations of a batch, the clean log-probabilities when needed, and (to
+    store, with a cache) the last layer's output they were computed from."""
     if not needs_logits:
         calls["to_hook"] = calls.get("to_hook", 0) + 1
-        return lm.activations(tokens, site), None
-    x, logits = lm.clean_pass(tokens, site)
+        return lm.activations(tokens, site), None, None
     calls["clean_full"] = calls.get("clean_full", 0) + 1
-    return x, torch.log_softmax(logits.to(torch.float32), dim=-1)
+    if cache is not None and lm.final_site not in (None, site):
+        x, final, logits = lm.clean_pass_with_final(tokens, site)
+    else:  # no cache, or the hook is the last layer's output: x is what would be kept
+        (x, logits), final = lm.clean_pass(tokens, site), None
+    return x, torch.log_softmax(logits.to(torch.float32), dim=-1), final
 
 
 def _stored_batch(
     lm: HookedLM,
     site: HookSite,
     tokens: torch.Tensor,
-    stored: torch.Tensor,
+    stored: Mapping[str, torch.Tensor],
     needs_logits: bool,
     calls: dict[str, int],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Stored hook activations, and the clean log-probabilities from one tail run on them
-    (the same numbers as the full forward's: the tail gets the very same activations)."""
-    x = stored.to(lm.device)
+    """Stored hook activations, and the clean log-probabilities recomputed from what is
+    stored: from the last layer's output (final norm and unembedding only), or else from
+    one tail run on the hook activations. Either way the very same inputs reach the same
+    modules, so the numbers are the full forward's."""
+    x = stored["x"].to(lm.device)
     calls["cached"] = calls.get("cached", 0) + 1
     if not needs_logits:
         return x, None
-    calls["clean_tail"] = calls.get("clean_tail", 0) + 1
-    logits = lm.logits_from(tokens, site, x)
+    final = stored.get("final", x if site == lm.final_site else None)
+    if final is not None and lm.final_site is not None:
+        calls["clean_head"] = calls.get("clean_head", 0) + 1
+        logits = lm.logits_from(tokens, lm.final_site, final.to(lm.device))
+    else:
+        calls["clean_tail"] = calls.get("clean_tail", 0) + 1
+        logits = lm.logits_from(tokens, site, x)
     return x, torch.log_softmax(logits.to(torch.float32), dim=-1)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interpscore.errors import SpecError
+from interpscore.evaluation.cache_keys import tensor_hash
 from interpscore.subjects.hooked import HookedLM, HookSite
 from interpscore.subjects.paths import tasks_dir
 from interpscore.subjects.tokens import bos_id
@@ -218,6 +220,27 @@ class TaskRun:
                 self._hook_acts[int(i)] = acts[r].clone()
         self.seconds += time.perf_counter() - start
 
+    def inputs_hash(self) -> str:
+        """A content hash of the prompts' token ids, read positions, answers, pairs, splits
+        and labels: what the clean run and every patched run of them depend on."""
+        text = json.dumps([self.name, self.sequences, self.values], sort_keys=True)
+        arrays = [np.frombuffer(text.encode(), dtype=np.uint8), self.positions, self.answer]
+        arrays += [self.foil, self.pair, self.train, self.test]
+        return tensor_hash(*arrays, *(self.labels[a] for a in sorted(self.labels)))
+
+    def clean_arrays(self) -> dict[str, np.ndarray]:
+        """What :meth:`run_clean` computed, as named arrays (for the value cache; the test
+        prompts' hook activations concatenated in test order)."""
+        acts = [self._hook_acts[int(i)].numpy() for i in self.test]
+        return {"x": self.x, "clean": self.clean, "hook_acts": np.concatenate(acts)}
+
+    def restore_clean(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Take :meth:`run_clean`'s results from :meth:`clean_arrays` instead of running."""
+        lengths = [len(self.sequences[i]) for i in self.test]
+        acts = torch.from_numpy(arrays["hook_acts"])
+        self.x, self.clean = arrays["x"], arrays["clean"]
+        self._hook_acts = dict(zip((int(i) for i in self.test), acts.split(lengths), strict=True))
+
     @torch.inference_mode()
     def logit_diffs(self, rows: np.ndarray, replacement: np.ndarray, desc: str) -> np.ndarray:
         """Logit differences of test prompts ``rows`` when the read position's activation is
@@ -266,9 +289,15 @@ def _read_position(tokenizer: Any, text: str, span: list[int]) -> tuple[list[int
 
 
 def prepare_task(
-    task: GTTask, lm: HookedLM, site: HookSite, batch_size: int = 32, show_progress: bool = True
+    task: GTTask,
+    lm: HookedLM,
+    site: HookSite,
+    batch_size: int = 32,
+    show_progress: bool = True,
+    clean: bool = True,
 ) -> TaskRun:
-    """Tokenize a task for ``lm`` and run it clean once (see :class:`TaskRun`)."""
+    """Tokenize a task for ``lm`` and run it clean once (see :class:`TaskRun`; with
+    ``clean=False`` the caller runs or restores the clean run)."""
     tokenizer = lm.tokenizer
     if not getattr(tokenizer, "is_fast", False):
         raise SpecError(
@@ -324,5 +353,6 @@ def prepare_task(
             f"prompts have single-token answers for {lm.name}.",
             "use a task whose answers are single tokens for this tokenizer.",
         )
-    run.run_clean()
+    if clean:
+        run.run_clean()
     return run

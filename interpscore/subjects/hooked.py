@@ -288,6 +288,32 @@ class HookedLM:
             logits = self._forward(input_ids, last_only)
         return store["acts"].float(), logits
 
+    @property
+    def final_site(self) -> HookSite | None:
+        """The last layer's output, which only the final norm and the unembedding read
+        (None when the final norm is not found: nothing can run from there)."""
+        if self.final_norm is None:
+            return None
+        layer = self.n_layers - 1
+        return HookSite(name=f"blocks.{layer}.hook_resid_post", layer=layer, kind="resid_post")
+
+    @torch.inference_mode()
+    def clean_pass_with_final(
+        self, input_ids: torch.Tensor, site: HookSite
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`clean_pass` that also returns the last layer's output: from it,
+        ``logits_from(ids, final_site, final)`` gives the same logits without any layer."""
+        final = self.final_site
+        if final is None:
+            raise SpecError(
+                f"Cannot find the final norm of {self.name}.", "use clean_pass instead."
+            )
+        acts: dict[str, torch.Tensor] = {}
+        last: dict[str, torch.Tensor] = {}
+        with self._capture(site, acts, stop=False), self._capture(final, last, stop=False):
+            logits = self._forward(input_ids)
+        return acts["acts"].float(), last["acts"].float(), logits
+
     @contextmanager
     def _layers_from(self, start: int) -> Iterator[None]:
         """Temporarily keep only decoder layers ``start:`` so earlier ones do not run."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch
 
 from interpscore.evaluation.cache_keys import tensor_hash
 from interpscore.evaluation.control_values import cached_control_values
+from interpscore.evaluation.prepared import cached_arrays
 from interpscore.metrics import absorption as ab
 from interpscore.metrics.stats import resample_weights
 from interpscore.results.records import MetricValue
@@ -30,6 +32,9 @@ from interpscore.subjects.tokens import bos_id
 from interpscore.suites.base import GroupContext, MetricSpec, SubjectContext, Suite
 
 _WORD = re.compile(r"^ ?[A-Za-z]+$")
+SPLITS = ("train", "val", "test")
+#: Value-cache kind of a (model, hook)'s words, activations and letter probes.
+WORD_DATA = "absorption_words"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,48 @@ class WordData:
         ]
         splits = [self.split[k] for k in sorted(self.split)]
         return tensor_hash(self.token_ids, self.letters, self.x, *splits, *probes)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything as named arrays (for the value cache; :meth:`from_arrays` inverts)."""
+        letters = sorted(self.probes)
+        coef = [self.probes[k].coef for k in letters]
+        return {
+            "token_ids": self.token_ids,
+            "letters": self.letters,
+            "x": self.x,
+            **{f"split.{name}": rows for name, rows in self.split.items()},
+            "probe.letters": np.array(letters, dtype=np.int64),
+            "probe.coef": np.stack(coef) if coef else np.zeros((0, self.x.shape[1])),
+            "probe.intercept": np.array([self.probes[k].intercept for k in letters]),
+            "probe.f1_val": np.array([self.probes[k].f1_val for k in letters]),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> WordData:
+        probes = {
+            int(letter): ab.LetterProbe(coef, float(intercept), float(f1))
+            for letter, coef, intercept, f1 in zip(
+                arrays["probe.letters"],
+                arrays["probe.coef"],
+                arrays["probe.intercept"],
+                arrays["probe.f1_val"],
+                strict=True,
+            )
+        }
+        split = {name: arrays[f"split.{name}"] for name in SPLITS}
+        return cls(arrays["token_ids"], arrays["letters"], split, arrays["x"], probes)
+
+
+REQUIRED = (
+    "token_ids",
+    "letters",
+    "x",
+    *(f"split.{name}" for name in SPLITS),
+    "probe.letters",
+    "probe.coef",
+    "probe.intercept",
+    "probe.f1_val",
+)
 
 
 def alphabetic_vocabulary(tokenizer: Any) -> list[tuple[int, str]]:
@@ -143,7 +190,7 @@ def build_word_data(
         if len(rows):
             acts = lm.activations_after_prefix(prefix, torch.from_numpy(ids_arr[rows]), site)
             x[rows] = acts.to(torch.float64).cpu().numpy()
-    split = {name: np.flatnonzero(parts_arr == name) for name in ("train", "val", "test")}
+    split = {name: np.flatnonzero(parts_arr == name) for name in SPLITS}
     data = WordData(ids_arr, np.array(letters), split, x)
     for letter in sorted(set(letters)):
         if data.positive("val", letter).any() and data.positive("train", letter).any():
@@ -185,7 +232,18 @@ class AbsorptionSuite(Suite):
     )
 
     def prepare(self, group: GroupContext) -> WordData:
-        return build_word_data(group.lm, group.site, group.settings(self.name), group.run.seed)
+        """The words, their activations and letter probes (from the value cache when
+        stored: they depend on the model, hook, settings and seed, not on an SAE)."""
+        settings = group.settings(self.name)
+        key = {"hook": group.site.name, "settings": to_dict(settings), "seed": group.run.seed}
+        arrays, _ = cached_arrays(
+            group.value_cache(),
+            WORD_DATA,
+            key,
+            REQUIRED,
+            lambda: build_word_data(group.lm, group.site, settings, group.run.seed).to_arrays(),
+        )
+        return WordData.from_arrays(arrays)
 
     def compute(self, subject: SubjectContext, metric: MetricSpec) -> dict[str, MetricValue]:
         """The three absorption metrics of one SAE (a random-init control's from the value

@@ -29,6 +29,7 @@ import numpy as np
 from interpscore.autointerp import prompts as P
 from interpscore.autointerp import scorers as S
 from interpscore.autointerp.examples import ExampleCollector, LatentExamples
+from interpscore.evaluation.control_values import cached_control_values
 from interpscore.evaluation.shared_pass import Accumulator
 from interpscore.llm.backends import Backend, BackendError, TransformersBackend, Unsupported
 from interpscore.llm.cache import CachedBackend, CacheStats, ResponseCache
@@ -38,7 +39,7 @@ from interpscore.metrics import autointerp as am
 from interpscore.metrics.stats import resample_weights
 from interpscore.results.formatting import code_span, fmt, plain_text
 from interpscore.results.records import MetricValue
-from interpscore.settings import option, positive_int
+from interpscore.settings import option, positive_int, to_dict
 from interpscore.subjects.models import cache_root, parse_model_ref
 from interpscore.suites.base import GroupContext, MetricSpec, RunContext, SubjectContext, Suite
 
@@ -326,10 +327,36 @@ class AutointerpSuite(Suite):
     def compute(
         self, subject: SubjectContext, metric: MetricSpec
     ) -> dict[str, MetricValue | BackendError]:
+        """Every wanted scorer's value for one SAE (a random-init control's from the value
+        cache when stored under the same examples, settings, language model and seed)."""
+        s: AutointerpSettings = subject.settings
+        examples: LatentExamples = subject.pass_result("autointerp_examples")
+        seed = subject.run.seed + zlib.crc32(subject.ref.key.encode())
+        wanted = [m for m in self.metrics if m.params["scorer"] in s.scorers]
+        runtime: Runtime = subject.group.run_state(self.name)
+        unrelated = {"cache", "concurrency", "timeout"}  # where answers are kept, how fetched
+        inputs = {
+            "examples": examples.fingerprint(),
+            "settings": {k: v for k, v in to_dict(s).items() if k not in unrelated},
+            "llm": runtime.backend.identity(),
+            "subject_seed": seed,
+        }
+        return cached_control_values(
+            subject,
+            [m.name for m in wanted],
+            inputs,
+            lambda: self._compute(subject, examples, seed, wanted),
+        )
+
+    def _compute(
+        self,
+        subject: SubjectContext,
+        examples: LatentExamples,
+        seed: int,
+        wanted: list[MetricSpec],
+    ) -> dict[str, MetricValue | BackendError]:
         s: AutointerpSettings = subject.settings
         run = subject.run
-        examples: LatentExamples = subject.pass_result("autointerp_examples")
-        seed = run.seed + zlib.crc32(subject.ref.key.encode())
         rng = np.random.default_rng(seed)
         chosen = select(examples, s, rng)
         skipped = {
@@ -337,7 +364,6 @@ class AutointerpSuite(Suite):
             "never_fired": chosen.never_fired,
             "too_few_examples": chosen.too_few,
         }
-        wanted = [m for m in self.metrics if m.params["scorer"] in s.scorers]
         if len(chosen.cases) < 2:
             reason = (
                 f"{len(chosen.cases)} latent(s) fire on at least {s.min_examples} windows of both "

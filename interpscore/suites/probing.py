@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ from interpscore.subjects.tasks import BUNDLED_TASKS, ProbingTask, Split, load_t
 from interpscore.suites.base import GroupContext, MetricSpec, SubjectContext, Suite
 
 K_VALUES = (1, 2, 5, 10, 20, 50)
+#: Value-cache kind of the model's own probe results on one hook's task data.
+REFERENCES = "probing_reference"
 UNIT = (0.0, 1.0)
 
 
@@ -126,8 +129,9 @@ class ProbingState:
         self.tasks: list[TaskData] = []
         self.seconds = 0.0
         self._features: dict[str, SAEFeatures] = {}
-        self._references: dict[tuple[str, int], dict[str, float]] = {}
-        self._dense_references: dict[str, float] = {}
+        self._cache = group.value_cache()
+        self._hook = group.site.name
+        self._references: dict[str, Any] | None = None
         self._data_hash: str | None = None
         for index, task in enumerate(load_tasks(list(settings.tasks))):
             subset = task.balanced_subset(settings.examples, run.seed)
@@ -179,21 +183,41 @@ class ProbingState:
             self._features[key] = SAEFeatures(latents, w_dec, time.perf_counter() - start)
         return self._features[key]
 
+    def _reference(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A number of the model's own probes (the same for every SAE on this hook): fitted
+        once per hook, and kept in the value cache under the task data's hash."""
+        key = {
+            "hook": self._hook,
+            "data": self.data_hash(),
+            "settings": to_dict(self.settings),
+            "seed": self.seed,
+        }
+        if self._references is None:
+            hit = self._cache[0].get(REFERENCES, {**self._cache[1], **key}) if self._cache else None
+            self._references = hit.data if hit is not None and isinstance(hit.data, dict) else {}
+        if name not in self._references:
+            self._references[name] = compute()
+            if self._cache:
+                self._cache[0].put(REFERENCES, {**self._cache[1], **key}, data=self._references)
+        return self._references[name]
+
     def model_reference(self, data: TaskData, k: int) -> dict[str, float]:
-        """The k-sparse probe on the model's own pooled activations (the same for every SAE
-        on this hook, so fitted once)."""
-        if (data.name, k) not in self._references:
+        """The k-sparse probe on the model's own pooled activations."""
+
+        def compute() -> dict[str, float]:
             fits = k_sparse_fits(data.x_model, data, k, self.seed)
-            self._references[(data.name, k)] = {
+            return {
                 "accuracy": float(mean_fit(fits, "accuracy", None)),
                 "auroc": float(mean_fit(fits, "auroc", None)),
             }
-        return self._references[(data.name, k)]
+
+        return self._reference(f"k_sparse/{data.name}/{k}", compute)
 
     def model_dense_accuracy(self, data: TaskData) -> float:
         """SAEBench's ``llm_test_accuracy`` of a task: a probe on all pooled model
-        activations per one-vs-rest problem, mean test accuracy (fitted once per hook)."""
-        if data.name not in self._dense_references:
+        activations per one-vs-rest problem, mean test accuracy."""
+
+        def compute() -> float:
             s, x, y = data.split, data.x_model, data.y
             problems = [
                 dict(probing.binary_problems(y[part], data.n_classes, self.seed + offset))
@@ -212,8 +236,9 @@ class ProbingState:
                         y[s.test][te] == positive,
                     )
                 )
-            self._dense_references[data.name] = float(np.mean(accuracies))
-        return self._dense_references[data.name]
+            return float(np.mean(accuracies))
+
+        return self._reference(f"dense/{data.name}", compute)
 
     def dense_probe(self, feats: SAEFeatures, data: TaskData) -> Any:
         """The notebook's probe: balanced LR on all pooled latents of the train split."""

@@ -27,8 +27,8 @@ runs start at the hook: only the layers after it run.
 from __future__ import annotations
 
 import itertools
-import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from torch import nn
 from interpscore.errors import InterpScoreError
 from interpscore.evaluation.cache_keys import tensor_hash
 from interpscore.evaluation.control_values import cached_control_values
+from interpscore.evaluation.prepared import cached_arrays
 from interpscore.metrics import task_ground_truth as gt
 from interpscore.metrics.stats import percentile_interval, resample_weights
 from interpscore.results.formatting import fmt
@@ -45,6 +46,7 @@ from interpscore.results.records import MetricValue
 from interpscore.settings import checked, option, to_dict
 from interpscore.subjects.gt_tasks import (
     BUNDLED_GT_TASKS,
+    GTTask,
     TaskRun,
     gt_task_specs,
     load_gt_tasks,
@@ -57,6 +59,9 @@ UNIT = (0.0, 1.0)
 SUFFICIENCY = "task_gt_sufficiency"
 DETECTION = "task_gt_detection_f1"
 LATENTS = "task_gt_latents_f1_90"
+#: Value-cache kind of one task's clean run and its patched runs without an SAE.
+TASK_STATE = "task_gt_state"
+CLEAN_ARRAYS = ("clean.x", "clean.clean", "clean.hook_acts")
 
 
 def control_metric(k: int) -> str:
@@ -111,6 +116,8 @@ class TaskState:
     applicable: dict[str, str | None]
     numbers: dict[str, float]
     targets: list[tuple[str, str, np.ndarray]]
+    #: The patched runs made without an SAE (logit differences, by name).
+    lm_runs: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -133,10 +140,7 @@ class GroundTruthState:
         arrays: list[np.ndarray] = []
         for task in self.tasks:
             run = task.run
-            text = json.dumps([run.name, run.sequences, run.values], sort_keys=True)
-            arrays.append(np.frombuffer(text.encode(), dtype=np.uint8))
-            arrays += [run.positions, run.answer, run.foil, run.pair, run.train, run.test]
-            arrays += [run.labels[a] for a in sorted(run.labels)]
+            arrays.append(np.frombuffer(run.inputs_hash().encode(), dtype=np.uint8))
             arrays += [run.x, run.clean]
             arrays += [] if task.weights is None else [task.weights]
         return tensor_hash(*arrays)
@@ -169,10 +173,24 @@ def _detection_targets(run: TaskRun) -> list[tuple[str, str, np.ndarray]]:
 
 
 def prepare_task_state(
-    run: TaskRun, settings: TaskGroundTruthSettings, n_resamples: int, seed: int
+    run: TaskRun,
+    settings: TaskGroundTruthSettings,
+    n_resamples: int,
+    seed: int,
+    stored: Mapping[str, np.ndarray] | None = None,
 ) -> TaskState:
-    """The supervised dictionary and every patched run that does not involve an SAE."""
+    """The supervised dictionary and every patched run that does not involve an SAE (each
+    run taken from ``stored``, by name, when it is there: see :attr:`TaskState.lm_runs`)."""
     test, train = run.test, run.train
+    lm_runs: dict[str, np.ndarray] = {}
+
+    def diffs(name: str, replacement: np.ndarray, desc: str) -> np.ndarray:
+        if stored is not None and name in stored:
+            lm_runs[name] = stored[name]
+        else:
+            lm_runs[name] = run.logit_diffs(test, replacement, f"{run.name} {desc}")
+        return lm_runs[name]
+
     train_labels = {a: v[train] for a, v in run.labels.items()}
     dictionary = gt.fit_supervised_dictionary(run.x[train], train_labels, run.values)
     weights = resample_weights(len(test), n_resamples, seed) if n_resamples > 0 else None
@@ -196,8 +214,8 @@ def prepare_task_state(
         empty = np.zeros(0)
         return TaskState(run, dictionary, weights, clean, empty, empty, {}, applicable, numbers, [])
     mean_rows = np.repeat(dictionary.mean[None], len(test), axis=0)
-    mean_ablated = run.logit_diffs(test, mean_rows, f"{run.name} mean-ablated")
-    patched = run.logit_diffs(test, run.x[run.pair[test]], f"{run.name} counterfactual")
+    mean_ablated = diffs("mean_ablated", mean_rows, "mean-ablated")
+    patched = diffs("patched", run.x[run.pair[test]], "counterfactual")
     numbers["mean_ablated_logit_diff"] = float(mean_ablated.mean())
     numbers["patched_logit_diff"] = float(patched.mean())
     ablation_effect = 1.0 - numbers["mean_ablated_logit_diff"] / numbers["logit_diff"]
@@ -225,14 +243,14 @@ def prepare_task_state(
     )
     supervised: dict[str, tuple[float, np.ndarray | None]] = {}
     test_labels = {a: v[test] for a, v in run.labels.items()}
-    recon = run.logit_diffs(test, dictionary.reconstruct(test_labels), f"{run.name} supervised")
+    recon = diffs("supervised", dictionary.reconstruct(test_labels), "supervised")
     supervised["sufficiency"] = (
         float(gt.kept_fraction(recon, clean, mean_ablated)),
         _reps(lambda w: gt.kept_fraction(recon, clean, mean_ablated, w), weights),
     )
     source, target = _controlled_pairs(run)
     edited_x = dictionary.edit(run.x[test], run.task.controlled, source, target)
-    edited = run.logit_diffs(test, edited_x, f"{run.name} supervised edit")
+    edited = diffs("supervised_edit", edited_x, "supervised edit")
     supervised["control"] = (
         float(gt.moved_fraction(clean, edited, patched)),
         _reps(lambda w: gt.moved_fraction(clean, edited, patched, w), weights),
@@ -261,6 +279,7 @@ def prepare_task_state(
         applicable,
         numbers,
         targets,
+        lm_runs,
     )
 
 
@@ -363,6 +382,40 @@ def _control(
     return out
 
 
+def _task_state(
+    group: GroupContext, settings: TaskGroundTruthSettings, task: GTTask, index: int
+) -> TaskState:
+    """One task's state on the group's (model, hook); its clean run and patched runs come
+    from the value cache when stored (they depend on the model, hook, prompts, settings and
+    seed, not on an SAE)."""
+    run = group.run
+    prepared = prepare_task(
+        task, group.lm, group.site, settings.batch_size, run.show_progress, clean=False
+    )
+    seed = run.seed + 104729 * (index + 1)
+    built: list[TaskState] = []
+
+    def build() -> dict[str, np.ndarray]:
+        prepared.run_clean()
+        built.append(prepare_task_state(prepared, settings, run.bootstrap, seed))
+        runs = {f"lm.{name}": v for name, v in built[0].lm_runs.items()}
+        return {f"clean.{k}": v for k, v in prepared.clean_arrays().items()} | runs
+
+    key = {
+        "hook": group.site.name,
+        "task": prepared.inputs_hash(),
+        "settings": to_dict(settings),
+        "seed": seed,
+        "bootstrap": run.bootstrap,
+    }
+    arrays, _ = cached_arrays(group.value_cache(), TASK_STATE, key, CLEAN_ARRAYS, build)
+    if built:
+        return built[0]
+    prepared.restore_clean({k.removeprefix("clean."): v for k, v in arrays.items()})
+    stored = {k.removeprefix("lm."): v for k, v in arrays.items() if k.startswith("lm.")}
+    return prepare_task_state(prepared, settings, run.bootstrap, seed, stored)
+
+
 class TaskGroundTruthSuite(Suite):
     name = "task_ground_truth"
     description = "Supervised dictionaries of templated tasks on the model (Makelov et al., SAGE)"
@@ -402,15 +455,10 @@ class TaskGroundTruthSuite(Suite):
 
     def prepare(self, group: GroupContext) -> GroundTruthState:
         settings: TaskGroundTruthSettings = group.settings(self.name)
-        run = group.run
-        states = []
-        for index, task in enumerate(load_gt_tasks(settings.tasks)):
-            prepared = prepare_task(
-                task, group.lm, group.site, settings.batch_size, run.show_progress
-            )
-            seed = run.seed + 104729 * (index + 1)
-            states.append(prepare_task_state(prepared, settings, run.bootstrap, seed))
-        return GroundTruthState(states)
+        tasks = load_gt_tasks(settings.tasks)
+        return GroundTruthState(
+            [_task_state(group, settings, task, index) for index, task in enumerate(tasks)]
+        )
 
     def compute(
         self, subject: SubjectContext, metric: MetricSpec

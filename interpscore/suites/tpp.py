@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from interpscore.errors import SpecError
+from interpscore.evaluation.control_values import cached_control_values
 from interpscore.metrics import probing
 from interpscore.results.records import MetricValue
-from interpscore.settings import option, positive_int
+from interpscore.settings import option, positive_int, to_dict
 from interpscore.suites.base import MetricSpec, SubjectContext, Suite
 from interpscore.suites.probing import ProbingState, SAEFeatures, TaskData
 
@@ -68,12 +69,25 @@ class TppSuite(Suite):
     )
 
     def compute(self, subject: SubjectContext, metric: MetricSpec) -> dict[str, MetricValue]:
+        """The notebook's two TPP metrics, or SAEBench's at every N, of one SAE (a random-init
+        control's from the value cache when stored)."""
         state: ProbingState = subject.group.state("probing")
-        with subject.group.progress():
-            feats = state.features(subject.ref.key, subject.sae)
-            if "n" in metric.params:
-                return self.saebench(state, feats)
-            return self.notebook(state, feats, subject.settings)
+        saebench = "n" in metric.params
+
+        def compute() -> dict[str, MetricValue]:
+            with subject.group.progress():
+                feats = state.features(subject.ref.key, subject.sae)
+                if saebench:
+                    return self.saebench(state, feats)
+                return self.notebook(state, feats, subject.settings)
+
+        names = [m.name for m in self.metrics if ("n" in m.params) == saebench]
+        inputs = {
+            "data": state.data_hash(),
+            "probing": to_dict(state.settings),
+            "settings": to_dict(subject.settings),
+        }
+        return cached_control_values(subject, names, inputs, compute)
 
     def concept(self, state: ProbingState, settings: TppSettings) -> tuple[TaskData, int | None]:
         name, _, label = settings.concept.partition(":")
