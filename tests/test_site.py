@@ -477,8 +477,9 @@ def test_the_page_of_an_sae_shows_components_and_controls(page, tmp_path):
     page.page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000
-    page.page.click("#back")
-    assert page.page.is_visible("#board")
+    page.page.click("#back")  # routing runs on hashchange, after the click returns
+    page.page.wait_for_selector("#board", state="visible", timeout=5_000)
+    assert page.page.is_hidden("#sae-view")
     assert page.problems == []
 
 
@@ -581,7 +582,10 @@ def test_a_failed_sae_is_not_ranked_and_a_broken_control_shows_its_error(browser
             '#score-controls tr[data-control="topk-k80#random-init"]'
         )
         p.page.goto((tmp_path / "site" / "index.html").as_uri() + "#sae=broken-sae")
-        p.page.wait_for_selector("#sae-view:not([hidden])")
+        p.page.wait_for_function(  # the view was open already: wait for the new SAE's title
+            "document.getElementById('sae-title').textContent.startsWith('broken-sae')",
+            timeout=5_000,
+        )
         assert "not ranked (no InterpScore)" in p.page.text_content("#sae-score")
         assert p.problems == []
     finally:
